@@ -1,0 +1,37 @@
+# Set-up and everyday commands. `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint index eval bench clean
+
+setup: $(STAMP)
+
+# Re-install only when the project's dependency list changes; a second `make setup` is a no-op.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: anything else could pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+index: setup
+	$(BIN)/assistant index
+
+run: setup
+	@test -f index/CURRENT || $(BIN)/assistant index
+	$(BIN)/assistant search "How many people had been relocated under the voluntary solidarity mechanism?" --top-k 3
+
+test: setup
+	$(BIN)/ruff check assistant tests eval
+	$(BIN)/ruff format --check assistant tests eval
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python eval/bench_index.py
+
+clean:
+	rm -rf $(VENV) index/builds index/CURRENT

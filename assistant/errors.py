@@ -1,0 +1,32 @@
+"""Errors the person using the assistant sees.
+
+AssistantError                 base: the CLI and the UI catch it and show its message
+ ├── ConfigError               a setting is wrong (bad model path, unknown mode)
+ ├── IndexMissingError         no index has been built at the configured place
+ ├── IndexCorruptError         the index on disk is damaged, truncated or from another model/format
+ └── QueryError                the question or search request cannot be used as given
+
+Every message says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """Base class: a problem the person can act on; the message says how."""
+
+
+class ConfigError(AssistantError):
+    """A setting is invalid or points at something that does not exist."""
+
+
+class IndexMissingError(AssistantError):
+    """No index exists yet where one was expected."""
+
+
+class IndexCorruptError(AssistantError):
+    """The index on disk cannot be trusted (damaged, truncated or mismatched)."""
+
+
+class QueryError(AssistantError):
+    """A question or search request is empty or malformed."""

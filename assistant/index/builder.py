@@ -1,0 +1,201 @@
+"""Incremental index build: re-embed only new or changed files, drop deleted ones, publish atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.config import Settings
+from assistant.errors import AssistantError, IndexCorruptError
+from assistant.index.embedder import Embedder
+from assistant.index.store import FORMAT_VERSION, IndexData, Manifest, index_exists, load_index, write_index
+from assistant.ingest.chunker import ChunkerSettings, embedding_text
+from assistant.ingest.loaders import LoadError, file_sha256
+from assistant.ingest.pipeline import discover, ingest_file, load_metadata
+from assistant.types import Chunk, Document
+
+# (stage, done, total): stages are "files", "embed"; the CLI and the UI draw their own bars from it.
+Progress = Callable[[str, int, int], None]
+EMBED_BATCH = 64
+
+
+@dataclass
+class BuildReport:
+    documents: int = 0
+    chunks: int = 0
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> reason
+    warnings: list[str] = field(default_factory=list)
+    embedded_chunks: int = 0
+    seconds: float = 0.0
+    wrote: bool = False
+    mean_tokens: float = 0.0
+    max_tokens: int = 0
+
+
+def chunker_settings(settings: Settings) -> ChunkerSettings:
+    return ChunkerSettings(max_tokens=settings.chunk_max_tokens, min_tokens=settings.chunk_min_tokens)
+
+
+def build_index(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    paths: Iterable[Path] | None = None,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Bring the index in `settings.index_dir` in line with the files under `paths` (default: the corpus).
+
+    The index afterwards holds exactly those files. Unchanged files keep their chunks and vectors; a file
+    that cannot be loaded is reported in `skipped` and left out, and everything else is still indexed.
+    """
+    started = time.perf_counter()
+    report = BuildReport()
+    tick = progress or (lambda stage, done, total: None)
+    roots = list(paths) if paths else [settings.corpus_dir]
+    for root in roots:
+        if not root.exists():
+            report.skipped[str(root)] = "does not exist"
+    files = discover(roots)
+    metadata = load_metadata(settings.corpus_dir)
+    chunk_cfg = chunker_settings(settings)
+    chunker_json = asdict(chunk_cfg)
+
+    previous = None if rebuild else _load_previous(settings, embedder, report)
+    if previous is not None and previous.manifest.chunker != chunker_json:
+        report.warnings.append("chunker settings changed: re-chunking every file")
+        previous = None
+
+    # Content hash per file, covering its metadata entry too (a new title must reach the chunks).
+    keys: dict[str, tuple[Path, str]] = {}
+    for path in files:
+        if path.name in keys:
+            report.skipped[str(path)] = f"has the same file name as {keys[path.name][0]}; rename one of them"
+            continue
+        try:
+            keys[path.name] = (path, _file_key(path, metadata.get(path.name)))
+        except OSError as exc:
+            report.skipped[str(path)] = f"cannot be read ({exc.strerror or exc})"
+
+    old_files = previous.manifest.files if previous else {}
+    if previous is not None and not report.skipped and set(old_files) == set(keys) and all(
+        old_files[name].get("key") == key for name, (_, key) in keys.items()
+    ):
+        report.unchanged = sorted(keys)
+        _fill_counts(report, previous.chunks, len(previous.documents))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    documents: dict[str, Document] = {}
+    chunks: list[Chunk] = []
+    vectors: list[np.ndarray] = []
+    old_vectors = _vectors_by_doc(previous) if previous else {}
+    new_chunks: list[Chunk] = []
+    file_entries: dict[str, dict[str, object]] = {}
+    for done, (name, (path, key)) in enumerate(sorted(keys.items()), start=1):
+        tick("files", done - 1, len(keys))
+        if previous is not None and old_files.get(name, {}).get("key") == key and name in previous.documents:
+            documents[name] = previous.documents[name]
+            doc_chunks = [c for c in previous.chunks if c.doc == name]
+            chunks.extend(doc_chunks)
+            vectors.append(old_vectors[name])
+            report.unchanged.append(name)
+        else:
+            try:
+                ingested = ingest_file(path, metadata=metadata, count_tokens=embedder.count_tokens, settings=chunk_cfg)
+            except LoadError as exc:
+                report.skipped[str(path)] = exc.reason
+                continue
+            report.warnings.extend(ingested.warnings)
+            documents[name] = ingested.document
+            chunks.extend(ingested.chunks)
+            new_chunks.extend(ingested.chunks)
+            vectors.append(np.zeros((0, 0), dtype=np.float32))  # placeholder, filled after embedding
+            (report.changed if name in old_files else report.added).append(name)
+        file_entries[name] = {"sha256": documents[name].sha256, "key": key, "chunks": 0}
+    tick("files", len(keys), len(keys))
+    report.removed = sorted(set(old_files) - set(keys))
+
+    new_vectors = _embed(embedder, new_chunks, tick)
+    report.embedded_chunks = len(new_chunks)
+    by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
+    matrix = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+    old_rows = {name: iter(vec) for name, vec in old_vectors.items()}
+    for row, chunk in enumerate(chunks):
+        if chunk.doc in report.unchanged:
+            matrix[row] = next(old_rows[chunk.doc])
+        else:
+            matrix[row] = new_vectors[by_id[chunk.chunk_id + chunk.doc]]
+        file_entries[chunk.doc]["chunks"] = int(file_entries[chunk.doc]["chunks"]) + 1  # type: ignore[call-overload]
+
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        embedding_model=embedder.name,
+        embedding_fingerprint=embedder.fingerprint,
+        dimension=embedder.dimension,
+        chunker=chunker_json,
+        files={name: dict(entry) for name, entry in file_entries.items()},
+        build_seconds=round(time.perf_counter() - started, 3),
+    )
+    write_index(settings.index_dir, manifest, documents, chunks, matrix)
+    report.wrote = True
+    _fill_counts(report, chunks, len(documents))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load_previous(settings: Settings, embedder: Embedder, report: BuildReport) -> IndexData | None:
+    if not index_exists(settings.index_dir):
+        return None
+    try:
+        return load_index(settings.index_dir, expect_fingerprint=embedder.fingerprint)
+    except IndexCorruptError as exc:
+        report.warnings.append(f"previous index not reused ({exc}); rebuilding from scratch")
+        return None
+    except AssistantError:
+        return None
+
+
+def _vectors_by_doc(previous: IndexData) -> dict[str, np.ndarray]:
+    total = previous.vectors.ntotal
+    all_vectors = previous.vectors.reconstruct_n(0, total) if total else np.zeros((0, previous.manifest.dimension))
+    out: dict[str, list[np.ndarray]] = {}
+    for chunk, vector in zip(previous.chunks, all_vectors, strict=True):
+        out.setdefault(chunk.doc, []).append(vector)
+    return {doc: np.stack(rows) for doc, rows in out.items()}
+
+
+def _embed(embedder: Embedder, chunks: list[Chunk], tick: Progress) -> np.ndarray:
+    texts = [embedding_text(c) for c in chunks]
+    parts = []
+    batches = max(1, (len(texts) + EMBED_BATCH - 1) // EMBED_BATCH)
+    for b in range(0, len(texts), EMBED_BATCH):
+        tick("embed", b // EMBED_BATCH, batches)
+        parts.append(embedder.embed_documents(texts[b : b + EMBED_BATCH]))
+    tick("embed", batches, batches)
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+
+
+def _file_key(path: Path, meta: dict[str, str] | None) -> str:
+    digest = hashlib.sha256(file_sha256(path).encode())
+    digest.update(json.dumps(meta or {}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _fill_counts(report: BuildReport, chunks: list[Chunk], documents: int) -> None:
+    report.documents = documents
+    report.chunks = len(chunks)
+    if chunks:
+        report.mean_tokens = round(sum(c.tokens for c in chunks) / len(chunks), 1)
+        report.max_tokens = max(c.tokens for c in chunks)

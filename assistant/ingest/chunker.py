@@ -1,0 +1,199 @@
+"""Pack blocks into chunks that fit the embedding model's window.
+
+Rules: a chunk never crosses a heading or a table row; a block (a list with its lead-in, a table cell) stays
+whole when it fits; otherwise it is split between sentences, and a sentence is cut only when it alone
+exceeds the budget. Every chunk of a table row repeats the row's key cells ("Action: ...", "Status: ...").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from assistant.ingest.structure import Block, Item, Unit
+from assistant.types import Chunk, Document, Sentence
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkerSettings:
+    max_tokens: int = 160
+    min_tokens: int = 40
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the embedding model and BM25 see: the nearest headings give a passage its context.
+
+    Only the last two levels are used so that a deep path cannot push the passage out of the model's window.
+    """
+    section = " > ".join(chunk.section.split(" > ")[-2:])
+    return f"{section}\n{chunk.text}" if section else chunk.text
+
+
+def chunk_document(
+    doc: Document, blocks: list[Block], count_tokens: TokenCounter, settings: ChunkerSettings
+) -> list[Chunk]:
+    units = [u for b in blocks for it in (*b.context, *b.items) for u in it.units]
+    for unit, n in zip(units, count_tokens([u.text for u in units]), strict=True):
+        unit.tokens = n
+    packer = _Packer(doc, count_tokens, settings)
+    for block in blocks:
+        packer.add(block)
+    packer.flush()
+    return packer.finish()
+
+
+class _Packer:
+    def __init__(self, doc: Document, count_tokens: TokenCounter, settings: ChunkerSettings) -> None:
+        self.doc = doc
+        self.count = count_tokens
+        self.max = settings.max_tokens
+        self.stack: list[tuple[int, str]] = []
+        self.context: tuple[Item, ...] = ()
+        self.lines: list[Item] = []
+        self.used = 0
+        self.drafts: list[tuple[str, tuple[Item, ...], list[Item]]] = []
+
+    @property
+    def section(self) -> str:
+        return " > ".join(title for _, title in self.stack)
+
+    def add(self, block: Block) -> None:
+        if block.kind == "heading":
+            self.flush()
+            while self.stack and self.stack[-1][0] >= block.level:
+                self.stack.pop()
+            self.stack.append((block.level, block.title[:150]))
+            return
+        if block.context != self.context or block.new_row:
+            self.flush()
+            self.context = block.context
+        if not self.lines:
+            self.used = self._context_tokens()
+        size = sum(self._item_tokens(it) for it in block.items)
+        if self.lines and self.used + size > self.max and self._context_tokens() + size <= self.max:
+            self.flush()  # keep the block (a list with its lead-in, a cell) whole in a fresh chunk
+        for item in block.items:
+            self._add_item(item)
+
+    def _add_item(self, item: Item) -> None:
+        label_cost = self._label_tokens(item)
+        pending: list[Unit] = []
+        for unit in item.units:
+            for piece in self._fit(unit):
+                cost = piece.tokens + (label_cost if not pending else 0)
+                if self.used + cost > self.max and (pending or self.lines):
+                    if pending:
+                        self.lines.append(Item(pending, item.label))
+                        pending = []
+                    self.flush()
+                    cost = piece.tokens + label_cost
+                pending.append(piece)
+                self.used += cost
+        if pending:
+            self.lines.append(Item(pending, item.label))
+
+    def _fit(self, unit: Unit) -> list[Unit]:
+        """Cut a sentence longer than a whole chunk at clause or word boundaries."""
+        room = self.max - self._context_tokens() - 8
+        if unit.tokens <= room:
+            return [unit]
+        text = self.doc.text
+        pieces: list[Unit] = []
+        start = unit.start
+        words = [m.end() for m in re.finditer(r"[;,]?\s+", text[unit.start : unit.end])]
+        cuts = [unit.start + w for w in words]
+        estimate = max(1, unit.tokens) / max(1, unit.end - unit.start)
+        last = start
+        for cut in [*cuts, unit.end]:
+            if (cut - start) * estimate > room and last > start:
+                pieces.append(self._unit(start, last))
+                start = last
+            last = cut
+        pieces.append(self._unit(start, unit.end))
+        return pieces
+
+    def _unit(self, start: int, end: int) -> Unit:
+        raw = self.doc.text[start:end]
+        lead = len(raw) - len(raw.lstrip())
+        trail = len(raw.rstrip())
+        flat = " ".join(raw.split())
+        return Unit(start + lead, start + trail, flat, self.count([flat])[0])
+
+    def _label_tokens(self, item: Item) -> int:
+        return self.count([item.label + ":"])[0] if item.label else 0
+
+    def _context_tokens(self) -> int:
+        return sum(self._item_tokens(it) for it in self.context)
+
+    def _item_tokens(self, item: Item) -> int:
+        return self._label_tokens(item) + sum(u.tokens for u in item.units)
+
+    def flush(self) -> None:
+        if self.lines:
+            self.drafts.append((self.section, self.context, self.lines))
+        self.lines = []
+        self.used = self._context_tokens()
+
+    def finish(self) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        texts: list[str] = []
+        seen: dict[str, int] = {}
+        for section, context, lines in self.drafts:
+            text, sentences = _compose([*context, *lines])
+            occurrence = seen.get(text, 0)
+            seen[text] = occurrence + 1
+            digest = hashlib.sha256(f"{self.doc.doc_id}\n{occurrence}\n{section}\n{text}".encode()).hexdigest()
+            start = min(s.doc_start for s in sentences)
+            end = max(s.doc_end for s in sentences)
+            body_start = min((s.doc_start for s in sentences[len(_flat(context)) :]), default=start)
+            chunk = Chunk(
+                chunk_id=digest[:16],
+                doc=self.doc.doc_id,
+                title=self.doc.title,
+                date=self.doc.date,
+                section=section,
+                page=self.doc.page_at(body_start),
+                text=text,
+                start=start,
+                end=end,
+                sentences=tuple(sentences),
+                tokens=0,
+            )
+            chunks.append(chunk)
+            texts.append(embedding_text(chunk))
+        counts = self.count(texts) if texts else []
+        return [_with_tokens(c, n) for c, n in zip(chunks, counts, strict=True)]
+
+
+def _flat(items: Sequence[Item]) -> list[Unit]:
+    return [u for it in items for u in it.units]
+
+
+def _compose(items: Sequence[Item]) -> tuple[str, list[Sentence]]:
+    parts: list[str] = []
+    sentences: list[Sentence] = []
+    pos = 0
+    for i, item in enumerate(items):
+        if i:
+            parts.append("\n")
+            pos += 1
+        if item.label:
+            prefix = f"{item.label}: "
+            parts.append(prefix)
+            pos += len(prefix)
+        for j, unit in enumerate(item.units):
+            if j:
+                parts.append(" ")
+                pos += 1
+            parts.append(unit.text)
+            sentences.append(Sentence(pos, pos + len(unit.text), unit.start, unit.end))
+            pos += len(unit.text)
+    return "".join(parts), sentences
+
+
+def _with_tokens(chunk: Chunk, tokens: int) -> Chunk:
+    return replace(chunk, tokens=tokens)

@@ -1,0 +1,116 @@
+"""Read corpus files (txt, md, html, pdf) into raw text; a bad file raises LoadError with the reason."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf")
+
+
+class LoadError(Exception):
+    """A file that cannot be indexed; `reason` says why and what to do."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path.name}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RawFile:
+    path: Path
+    sha256: str
+    text: str
+    page_starts: tuple[int, ...]  # raw offsets where PDF pages start; empty otherwise
+    warnings: tuple[str, ...]
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_file(path: Path) -> RawFile:
+    """Read one file. Raises LoadError for empty, unreadable, encrypted or malformed files."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise LoadError(path, f"unsupported file type {suffix or '(none)'}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LoadError(path, f"cannot be read ({exc.strerror or exc}); check its permissions") from exc
+    if not data.strip():
+        raise LoadError(path, "is empty; add text to it or remove it from the corpus")
+    digest = hashlib.sha256(data).hexdigest()
+    if suffix == ".pdf":
+        text, pages, warnings = _read_pdf(path, data)
+        return RawFile(path, digest, text, pages, warnings)
+    text, warnings = _decode(path, data)
+    if suffix in (".html", ".htm"):
+        text = _html_to_markup_text(text)
+    if not text.strip():
+        raise LoadError(path, "has no text after removing markup")
+    return RawFile(path, digest, text, (), warnings)
+
+
+def _decode(path: Path, data: bytes) -> tuple[str, tuple[str, ...]]:
+    if data.startswith(b"%PDF"):
+        raise LoadError(path, "is a PDF with a text extension; rename it to .pdf")
+    if b"\x00" in data[:4096]:
+        raise LoadError(path, "looks like a binary file, not text; convert it to .txt, .md, .html or .pdf")
+    try:
+        return data.decode("utf-8-sig"), ()
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8", errors="replace")
+        bad = text.count("\ufffd")
+        return text, (f"{path.name}: not valid UTF-8 (first bad byte at {exc.start}); {bad} character(s) replaced",)
+
+
+_HTML_DROP = re.compile(r"<(script|style|head|noscript|template)\b.*?</\1\s*>|<!--.*?-->|<!DOCTYPE[^>]*>", re.I | re.S)
+_HTML_HEADING_OPEN = re.compile(r"<h([1-6])\b[^>]*>", re.I)
+_HTML_HEADING_CLOSE = re.compile(r"</h[1-6]\s*>", re.I)
+_HTML_CELL_END = re.compile(r"</t[dh]\s*>\s*(?=<t[dh]\b)", re.I)
+_HTML_ROW = re.compile(r"</?tr\b[^>]*>", re.I)
+
+
+def _html_to_markup_text(text: str) -> str:
+    """Map HTML structure onto the conventions the parser reads: '#' headings, tab-separated table rows."""
+    text = _HTML_DROP.sub("", text)
+    text = _HTML_HEADING_OPEN.sub(lambda m: "\n\n" + "#" * int(m.group(1)) + " ", text)
+    text = _HTML_HEADING_CLOSE.sub("\n\n", text)
+    text = _HTML_CELL_END.sub("\t", text)
+    text = _HTML_ROW.sub("\n", text)
+    # HTML source wraps lines arbitrarily; paragraphs and list items carry the structure.
+    text = re.sub(r"(?<![\n\t])\n(?![\n#])", " ", text)
+    return re.sub(r"</p\s*>", "</p>\n\n", text, flags=re.I)
+
+
+def _read_pdf(path: Path, data: bytes) -> tuple[str, tuple[int, ...], tuple[str, ...]]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise LoadError(path, "is an encrypted PDF; save a decrypted copy (e.g. `qpdf --decrypt`) and index that")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except LoadError:
+        raise
+    except FileNotDecryptedError as exc:
+        raise LoadError(path, "is an encrypted PDF; save a decrypted copy (e.g. `qpdf --decrypt`) and index that") from exc
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AssertionError) as exc:
+        raise LoadError(path, f"is not a readable PDF ({exc.__class__.__name__}: {exc}); re-export it") from exc
+    if not any(p.strip() for p in pages):
+        raise LoadError(path, "has no extractable text (a scanned PDF?); run OCR on it first")
+    starts = []
+    parts = []
+    pos = 0
+    for page in pages:
+        starts.append(pos)
+        parts.append(page)
+        pos += len(page) + 2
+    return "\n\n".join(parts), tuple(starts), ()

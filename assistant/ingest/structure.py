@@ -1,0 +1,230 @@
+"""Turn clean text into blocks: headings, paragraphs (with list items) and table rows.
+
+Tables in the corpus are tab-separated rows whose header row repeats on every page, with rows that
+continue after a page break (first cell empty, or starting lower-case). Rows keep their column labels so
+"Status: Ongoing" stays with its action; paragraphs that follow a row inside a table inherit that row's
+key cells as context.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from assistant.ingest.markup import Cleaned, collapse_ws
+from assistant.ingest.sentences import split_sentences
+
+
+@dataclass
+class Unit:
+    """A sentence-sized span of the document's clean text."""
+
+    start: int
+    end: int
+    text: str
+    tokens: int = 0
+
+
+@dataclass
+class Item:
+    """A list item, paragraph or table cell: its optional column label and its sentences."""
+
+    units: list[Unit]
+    label: str | None = None
+
+
+@dataclass
+class Block:
+    kind: str  # "heading" | "text" | "row"
+    start: int
+    items: list[Item] = field(default_factory=list)
+    level: int = 0
+    title: str = ""  # heading text
+    context: tuple[Item, ...] = ()  # a table row's key cells, repeated at the top of each of its chunks
+    new_row: bool = False
+
+
+_ROMAN_HEADING = re.compile(r"^(?:[IVXL]+)\.\s+\S.{0,150}$")
+_NUMBERED_HEADING = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s+[A-Z][^.!?:;]{2,100}$")
+_SHORT_TITLE = re.compile(r"^[A-Z][^.!?;,\t]{1,80}(?<![.:;,!?])$")
+_DIGIT = re.compile(r"\d")
+_SEPARATOR_CELL = re.compile(r"^[-–—=_\s]*$")
+_KEY_CELL_TOKENS_CHARS = 120  # cells shorter than this (besides the first) stay with every chunk of the row
+
+
+def parse_blocks(cleaned: Cleaned) -> list[Block]:
+    text = cleaned.text
+    blocks: list[Block] = []
+    paragraph: list[tuple[int, int]] = []
+    header: list[str] | None = None
+    header_key = ""
+    row_context: tuple[Item, ...] = ()
+    last_row: Block | None = None
+    after_repeat = False
+
+    def flush_paragraph() -> None:
+        nonlocal paragraph
+        if paragraph:
+            for block in _split_leading_title(cleaned, paragraph[0][0], paragraph[-1][1]):
+                if block.kind == "text":
+                    block.context = row_context
+                blocks.append(block)
+        paragraph = []
+
+    for start, end in _line_spans(text):
+        line = text[start:end]
+        if not line.strip():
+            flush_paragraph()
+            continue
+        if "\t" in line:
+            flush_paragraph()
+            cells = _cell_spans(text, start, end)
+            cell_texts = [collapse_ws(text[s:e]) for s, e in cells]
+            if all(_SEPARATOR_CELL.match(c) for c in cell_texts):
+                continue
+            key = "\t".join(c.lower() for c in cell_texts if c)
+            if header is not None and key == header_key:
+                after_repeat = True
+                continue
+            if _looks_like_header(cell_texts, previous=blocks[-1] if blocks else None):
+                header, header_key = cell_texts, key
+                row_context, last_row, after_repeat = (), None, False
+                continue
+            non_empty = [i for i, c in enumerate(cell_texts) if c]
+            if header is not None and non_empty == [0] and len(cell_texts) > 1 and len(cell_texts[0]) <= 200:
+                # A row with only its first cell filled is a section title inside the table.
+                level = 1 if _ROMAN_HEADING.match(cell_texts[0]) else 2
+                blocks.append(Block("heading", start, level=level, title=cell_texts[0]))
+                row_context, last_row = (), None
+                continue
+            if header is None and len(non_empty) == 1:
+                # A lone cell outside a labelled table is ordinary text that happened to carry a tab.
+                s, e = cells[non_empty[0]]
+                blocks.extend(_split_leading_title(cleaned, s, e))
+                continue
+            first = cell_texts[0] if cell_texts else ""
+            continues = last_row is not None and (not first or (after_repeat and first[:1].islower()))
+            labels = header if header is not None else [None] * len(cells)
+            items = []
+            for i, (s, e) in enumerate(cells):
+                if not cell_texts[i]:
+                    continue
+                label = labels[i] if i < len(labels) else None
+                items.append(Item(_units(cleaned, s, e), label))
+            after_repeat = False
+            if continues and last_row is not None:
+                blocks.append(Block("row", start, items=items, context=last_row.context))
+                continue
+            context: tuple[Item, ...] = ()
+            body = items
+            if header is None and items:
+                # Without column labels a row reads as one line: "10:00-11:30 Moderator: ...".
+                body = [Item([u for it in items for u in it.units])]
+            elif items:
+                keys = [items[0]] + [it for it in items[1:] if len(_item_text(it)) <= _KEY_CELL_TOKENS_CHARS]
+                context = tuple(keys)
+                body = [it for it in items if all(it is not k for k in keys)]
+            last_row = Block("row", start, items=body, context=context, new_row=header is not None)
+            row_context = context
+            blocks.append(last_row)
+            continue
+        if start in cleaned.headings:
+            flush_paragraph()
+            level = cleaned.headings[start]
+            blocks.append(Block("heading", start, level=level, title=collapse_ws(line)))
+            if header is not None:  # a markdown heading ends the table
+                header, header_key, row_context, last_row = None, "", (), None
+            continue
+        paragraph.append((start, end))
+    flush_paragraph()
+    return blocks
+
+
+def _paragraph_block(cleaned: Cleaned, start: int, end: int) -> Block:
+    text = cleaned.text
+    flat = collapse_ws(text[start:end])
+    if len(flat) <= 200 and (
+        _covered_by_bold(cleaned, start, end) or _ROMAN_HEADING.match(flat) or _NUMBERED_HEADING.match(flat)
+    ):
+        level = 1 if _ROMAN_HEADING.match(flat) else 2 if _NUMBERED_HEADING.match(flat) else 3
+        return Block("heading", start, level=level, title=flat)
+    if _SHORT_TITLE.match(flat) and "\n" not in text[start:end].strip() and start not in cleaned.bullets:
+        # A short unpunctuated line on its own ("Europol deployments") titles what follows.
+        return Block("heading", start, level=4, title=flat)
+    cuts = sorted({start, *(b for b in cleaned.breaks if start < b < end)})
+    items = []
+    for i, s in enumerate(cuts):
+        e = cuts[i + 1] if i + 1 < len(cuts) else end
+        units = _units(cleaned, s, e)
+        if units:
+            items.append(Item(units))
+    return Block("text", start, items=items)
+
+
+def _split_leading_title(cleaned: Cleaned, start: int, end: int) -> list[Block]:
+    """'<p><b>SESSION 4: ...</b></p> <p>The last session ...' is a title followed by its text."""
+    text = cleaned.text
+    first_break = min((b for b in cleaned.breaks if start < b < end and text[start:b].strip()), default=None)
+    if first_break is not None:
+        head = collapse_ws(cleaned.text[start:first_break])
+        if head and len(head) <= 200 and _covered_by_bold(cleaned, start, first_break):
+            return [Block("heading", start, level=4, title=head), _paragraph_block(cleaned, first_break, end)]
+    return [_paragraph_block(cleaned, start, end)]
+
+
+def _units(cleaned: Cleaned, start: int, end: int) -> list[Unit]:
+    """Sentences of text[start:end]; item breaks (li, p, bullets) inside a cell also end a sentence."""
+    text = cleaned.text
+    cuts = sorted({start, *(b for b in cleaned.breaks if start < b < end)})
+    units = []
+    for i, s in enumerate(cuts):
+        e = cuts[i + 1] if i + 1 < len(cuts) else end
+        for a, b in split_sentences(text, s, e):
+            flat = collapse_ws(text[a:b])
+            if flat.strip("-–—*_.:;,|/ "):
+                units.append(Unit(a, b, flat))
+    return units
+
+
+def _item_text(item: Item) -> str:
+    return " ".join(u.text for u in item.units)
+
+
+def _covered_by_bold(cleaned: Cleaned, start: int, end: int) -> bool:
+    text = cleaned.text
+    covered = [False] * (end - start)
+    for s, e in cleaned.strong:
+        for i in range(max(s, start), min(e, end)):
+            covered[i - start] = True
+    significant = [c for i, c in enumerate(covered) if text[start + i].isalnum()]
+    return bool(significant) and all(significant)
+
+
+def _looks_like_header(cells: list[str], previous: Block | None) -> bool:
+    if len(cells) < 2 or not all(cells):
+        return False
+    if any(len(c) > 60 or _DIGIT.search(c) or c.endswith(":") for c in cells):
+        return False
+    return previous is None or previous.kind != "row"
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    spans = []
+    start = 0
+    for m in re.finditer(r"\n", text):
+        spans.append((start, m.start()))
+        start = m.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _cell_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans = []
+    s = start
+    for i in range(start, end):
+        if text[i] == "\t":
+            spans.append((s, i))
+            s = i + 1
+    spans.append((s, end))
+    return spans

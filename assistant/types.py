@@ -1,0 +1,99 @@
+"""The data that flows through the assistant: Document -> Chunk -> Hit (-> Answer, in the answering layer)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One corpus file after loading: its clean text and metadata."""
+
+    doc_id: str  # the file name in corpus/
+    title: str
+    date: str  # ISO date, possibly partial ("2024-12"); "" when unknown
+    reference: str
+    sha256: str  # of the file's bytes
+    text: str  # markup-free text; every Chunk span and Sentence span points into it
+    page_starts: tuple[int, ...] = ()  # offsets in text where each PDF page starts (empty for non-PDF)
+
+    def page_at(self, offset: int) -> int | None:
+        """1-based page holding the character at `offset`, or None for documents without pages."""
+        if not self.page_starts:
+            return None
+        page = 0
+        for i, start in enumerate(self.page_starts):
+            if start <= offset:
+                page = i
+            else:
+                break
+        return page + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence (or list item, or table cell) inside a chunk.
+
+    `start`/`end` index the chunk's text; `doc_start`/`doc_end` index the document's text, so
+    `document.text[doc_start:doc_end]` is the exact source wording (whitespace aside).
+    """
+
+    start: int
+    end: int
+    doc_start: int
+    doc_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A retrievable passage with everything needed to cite it."""
+
+    chunk_id: str  # content hash: stable across rebuilds of the same text
+    doc: str
+    title: str
+    date: str
+    section: str  # heading path, " > "-separated
+    page: int | None
+    text: str
+    start: int  # span in the document's text
+    end: int
+    sentences: tuple[Sentence, ...]
+    tokens: int  # length of the embedded text in the embedding model's word pieces
+
+    def sentence_text(self, sentence: Sentence) -> str:
+        return self.text[sentence.start : sentence.end]
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["sentences"] = [[s.start, s.end, s.doc_start, s.doc_end] for s in self.sentences]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Chunk:
+        fields = dict(data)
+        fields["sentences"] = tuple(Sentence(*map(int, s)) for s in data["sentences"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A chunk returned by search, with its 1-based rank and fused score."""
+
+    rank: int
+    score: float
+    chunk: Chunk
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "doc": c.doc,
+            "title": c.title,
+            "date": c.date,
+            "section": c.section,
+            "page": c.page,
+            "chunk_id": c.chunk_id,
+            "text": c.text,
+        }
