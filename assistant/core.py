@@ -23,10 +23,10 @@ class Assistant:
         self.retriever = Retriever(
             data,
             embedder,
+            fusion=settings.fusion,
+            hybrid_alpha=settings.hybrid_alpha,
             rrf_k=settings.rrf_k,
             candidates=settings.fusion_candidates,
-            dense_weight=settings.dense_weight,
-            bm25_weight=settings.bm25_weight,
         )
 
     @classmethod

@@ -43,22 +43,24 @@ def _date_end(date: str) -> str:
 class Retriever:
     """Dense, BM25 and hybrid search over one loaded index."""
 
-    def __init__(self, data: IndexData, embedder: Embedder, *, rrf_k: int = 60, candidates: int = 50,
-                 dense_weight: float = 1.0, bm25_weight: float = 1.0) -> None:  # fmt: skip
+    def __init__(self, data: IndexData, embedder: Embedder, *, fusion: str = "score", hybrid_alpha: float = 0.5,
+                 rrf_k: int = 60, candidates: int = 50) -> None:  # fmt: skip
         self.data = data
         self.embedder = embedder
         self.chunks = data.chunks
+        self.fusion = fusion
+        self.alpha = hybrid_alpha
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self.dense_weight = dense_weight
-        self.bm25_weight = bm25_weight
         self._bm25, self._stemmer = _build_bm25([embedding_text(c) for c in self.chunks])
 
     def search(self, query: str, *, top_k: int, mode: str, filters: Filters | None = None) -> list[Hit]:
         allowed = self._allowed(filters)
         if not self.chunks or (allowed is not None and not allowed.any()):
             return []
-        pool = len(self.chunks) if allowed is not None else min(len(self.chunks), max(self.candidates, top_k))
+        # Exact search over every vector costs well under a millisecond at this corpus size, and score fusion
+        # needs a dense score for each lexical candidate; larger indexes fall back to a candidate pool.
+        pool = len(self.chunks) if len(self.chunks) <= 20000 or allowed is not None else max(self.candidates, top_k)
         if mode == "dense":
             ranked = self._dense(query, pool, allowed)
         elif mode == "bm25":
@@ -96,9 +98,19 @@ class Retriever:
 
     def _fuse(self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
         scores: dict[int, float] = {}
-        for weight, ranked in ((self.dense_weight, dense), (self.bm25_weight, lexical)):
-            for rank, (idx, _) in enumerate(ranked[: self.candidates]):
-                scores[idx] = scores.get(idx, 0.0) + weight / (self.rrf_k + rank + 1)
+        if self.fusion == "rrf":
+            for ranked in (dense, lexical):
+                for rank, (idx, _) in enumerate(ranked[: self.candidates]):
+                    scores[idx] = scores.get(idx, 0.0) + 1.0 / (self.rrf_k + rank + 1)
+        else:
+            # Convex combination of cosine similarity and BM25 scaled by the query's best BM25 score.
+            # On the dev gold it ranks the evidence first far more often than reciprocal-rank fusion
+            # (see README, "Retrieval"), because it keeps how much better the best lexical match is.
+            top = lexical[0][1] if lexical and lexical[0][1] > 0 else 1.0
+            for idx, score in dense:
+                scores[idx] = self.alpha * score
+            for idx, score in lexical:
+                scores[idx] = scores.get(idx, 0.0) + (1 - self.alpha) * score / top
         return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 

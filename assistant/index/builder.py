@@ -23,6 +23,8 @@ from assistant.types import Chunk, Document
 # (stage, done, total): stages are "files", "embed"; the CLI and the UI draw their own bars from it.
 Progress = Callable[[str, int, int], None]
 EMBED_BATCH = 64
+# Bump when what is embedded for a chunk changes (see ingest.chunker.embedding_text): forces re-embedding.
+TEXT_FORMAT = 2
 
 
 @dataclass
@@ -69,7 +71,7 @@ def build_index(
     files = discover(roots)
     metadata = load_metadata(settings.corpus_dir)
     chunk_cfg = chunker_settings(settings)
-    chunker_json = asdict(chunk_cfg)
+    chunker_json = {**asdict(chunk_cfg), "text_format": TEXT_FORMAT}
 
     previous = None if rebuild else _load_previous(settings, embedder, report)
     if previous is not None and previous.manifest.chunker != chunker_json:

@@ -24,13 +24,15 @@ class ChunkerSettings:
     min_tokens: int = 40
 
 
-def embedding_text(chunk: Chunk) -> str:
-    """What the embedding model and BM25 see: the nearest headings give a passage its context.
+def embedding_head(title: str, section: str) -> str:
+    """Document title and the nearest two headings: the context a passage is embedded and matched with."""
+    near = " > ".join(section.split(" > ")[-2:]) if section else ""
+    return f"{title}. {near}" if near else title
 
-    Only the last two levels are used so that a deep path cannot push the passage out of the model's window.
-    """
-    section = " > ".join(chunk.section.split(" > ")[-2:])
-    return f"{section}\n{chunk.text}" if section else chunk.text
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the embedding model and BM25 see: the passage under its title and headings."""
+    return f"{embedding_head(chunk.title, chunk.section)}\n{chunk.text}"
 
 
 def chunk_document(
@@ -56,6 +58,8 @@ class _Packer:
         self.lines: list[Item] = []
         self.used = 0
         self.drafts: list[tuple[str, tuple[Item, ...], list[Item]]] = []
+        self.pending_heading: Block | None = None
+        self.row_open = False  # a table row whose key cells have not been emitted yet
 
     @property
     def section(self) -> str:
@@ -67,12 +71,21 @@ class _Packer:
             while self.stack and self.stack[-1][0] >= block.level:
                 self.stack.pop()
             self.stack.append((block.level, block.title[:150]))
+            # The heading opens the text of the first chunk beneath it: quotes may span both.
+            self.pending_heading = block
             return
         if block.context != self.context or block.new_row:
             self.flush()
             self.context = block.context
+            self.row_open = block.new_row
         if not self.lines:
             self.used = self._context_tokens()
+        if self.pending_heading is not None and not self.context:
+            heading = self.pending_heading
+            title = self._unit(heading.start, heading.end)
+            if title.text == heading.title:  # only a verbatim span may become a quotable sentence
+                self._add_item(Item([title]))
+        self.pending_heading = None
         size = sum(self._item_tokens(it) for it in block.items)
         if self.lines and self.used + size > self.max and self._context_tokens() + size <= self.max:
             self.flush()  # keep the block (a list with its lead-in, a cell) whole in a fresh chunk
@@ -127,14 +140,17 @@ class _Packer:
         return self.count([item.label + ":"])[0] if item.label else 0
 
     def _context_tokens(self) -> int:
-        return sum(self._item_tokens(it) for it in self.context)
+        """Tokens every chunk here starts with: title and headings, then the table row's key cells."""
+        head = self.count([embedding_head(self.doc.title, self.section)])[0]
+        return head + sum(self._item_tokens(it) for it in self.context)
 
     def _item_tokens(self, item: Item) -> int:
         return self._label_tokens(item) + sum(u.tokens for u in item.units)
 
     def flush(self) -> None:
-        if self.lines:
+        if self.lines or (self.row_open and self.context):
             self.drafts.append((self.section, self.context, self.lines))
+            self.row_open = False
         self.lines = []
         self.used = self._context_tokens()
 

@@ -37,6 +37,7 @@ class Item:
 class Block:
     kind: str  # "heading" | "text" | "row"
     start: int
+    end: int = 0  # for headings: end of the title's span in the clean text
     items: list[Item] = field(default_factory=list)
     level: int = 0
     title: str = ""  # heading text
@@ -49,7 +50,8 @@ _NUMBERED_HEADING = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s+[A-Z][^.!?:;]{2,100
 _SHORT_TITLE = re.compile(r"^[A-Z][^.!?;,\t]{1,80}(?<![.:;,!?])$")
 _DIGIT = re.compile(r"\d")
 _SEPARATOR_CELL = re.compile(r"^[-–—=_\s]*$")
-_KEY_CELL_TOKENS_CHARS = 120  # cells shorter than this (besides the first) stay with every chunk of the row
+_KEY_CELL_CHARS = 60  # cells this short (besides the first) stay with every chunk of the row
+_ENUMERATOR = re.compile(r"^(?:\d{1,3}|[IVXL]+|[a-z])[.)]\s")
 
 
 def parse_blocks(cleaned: Cleaned) -> list[Block]:
@@ -91,10 +93,29 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
                 row_context, last_row, after_repeat = (), None, False
                 continue
             non_empty = [i for i, c in enumerate(cell_texts) if c]
+            if (
+                header is not None
+                and after_repeat
+                and last_row is not None
+                and non_empty == [0]
+                and last_row.context
+                and not _ENUMERATOR.match(cell_texts[0])
+                and not _item_text(last_row.context[0]).rstrip().endswith((".", "!", "?", ":"))
+            ):
+                # The row's first cell ("5. Continue support for the establishment of the International")
+                # runs on after the page break ("Migration Cooperation Centre in Istanbul").
+                first_cell = last_row.context[0]
+                s, e = cells[0]
+                merged = Item(first_cell.units + _units(cleaned, s, e), first_cell.label)
+                last_row.context = (merged, *last_row.context[1:])
+                row_context = last_row.context
+                after_repeat = False
+                blocks.append(Block("row", start, context=last_row.context))
+                continue
             if header is not None and non_empty == [0] and len(cell_texts) > 1 and len(cell_texts[0]) <= 200:
                 # A row with only its first cell filled is a section title inside the table.
                 level = 1 if _ROMAN_HEADING.match(cell_texts[0]) else 2
-                blocks.append(Block("heading", start, level=level, title=cell_texts[0]))
+                blocks.append(Block("heading", cells[0][0], cells[0][1], level=level, title=cell_texts[0]))
                 row_context, last_row = (), None
                 continue
             if header is None and len(non_empty) == 1:
@@ -121,7 +142,7 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
                 # Without column labels a row reads as one line: "10:00-11:30 Moderator: ...".
                 body = [Item([u for it in items for u in it.units])]
             elif items:
-                keys = [items[0]] + [it for it in items[1:] if len(_item_text(it)) <= _KEY_CELL_TOKENS_CHARS]
+                keys = [items[0]] + [it for it in items[1:] if len(_item_text(it)) <= _KEY_CELL_CHARS]
                 context = tuple(keys)
                 body = [it for it in items if all(it is not k for k in keys)]
             last_row = Block("row", start, items=body, context=context, new_row=header is not None)
@@ -131,7 +152,7 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
         if start in cleaned.headings:
             flush_paragraph()
             level = cleaned.headings[start]
-            blocks.append(Block("heading", start, level=level, title=collapse_ws(line)))
+            blocks.append(Block("heading", start, end, level=level, title=collapse_ws(line)))
             if header is not None:  # a markdown heading ends the table
                 header, header_key, row_context, last_row = None, "", (), None
             continue
@@ -147,10 +168,10 @@ def _paragraph_block(cleaned: Cleaned, start: int, end: int) -> Block:
         _covered_by_bold(cleaned, start, end) or _ROMAN_HEADING.match(flat) or _NUMBERED_HEADING.match(flat)
     ):
         level = 1 if _ROMAN_HEADING.match(flat) else 2 if _NUMBERED_HEADING.match(flat) else 3
-        return Block("heading", start, level=level, title=flat)
+        return Block("heading", start, end, level=level, title=flat)
     if _SHORT_TITLE.match(flat) and "\n" not in text[start:end].strip() and start not in cleaned.bullets:
         # A short unpunctuated line on its own ("Europol deployments") titles what follows.
-        return Block("heading", start, level=4, title=flat)
+        return Block("heading", start, end, level=4, title=flat)
     cuts = sorted({start, *(b for b in cleaned.breaks if start < b < end)})
     items = []
     for i, s in enumerate(cuts):
@@ -168,7 +189,10 @@ def _split_leading_title(cleaned: Cleaned, start: int, end: int) -> list[Block]:
     if first_break is not None:
         head = collapse_ws(cleaned.text[start:first_break])
         if head and len(head) <= 200 and _covered_by_bold(cleaned, start, first_break):
-            return [Block("heading", start, level=4, title=head), _paragraph_block(cleaned, first_break, end)]
+            return [
+                Block("heading", start, first_break, level=4, title=head),
+                _paragraph_block(cleaned, first_break, end),
+            ]
     return [_paragraph_block(cleaned, start, end)]
 
 

@@ -1,0 +1,118 @@
+"""`assistant index | search`: the command line. Catches AssistantError and prints its advice."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from assistant.config import SEARCH_MODES, Settings
+from assistant.errors import AssistantError
+
+
+def _settings(index_dir: Path | None) -> Settings:
+    return Settings.from_env(index_dir=index_dir)
+
+
+def _fail_nicely(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AssistantError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("Interrupted; the previous index (if any) is unchanged.", err=True)
+            sys.exit(130)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """Answer questions about the EU migration-policy documents, with cited passages."""
+
+
+@main.command("index")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Where the index lives (default: index/).")
+@click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@_fail_nicely
+def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> None:
+    """Build or update the index from PATHS (files or folders; default: the corpus folder)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from assistant.core import Assistant
+
+    settings = _settings(index_dir)
+    console = Console(stderr=True)
+    labels = {"files": "Reading and chunking files", "embed": "Embedding batches"}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        report = Assistant.build(settings, paths=list(paths) or None, rebuild=rebuild, progress=progress)
+    verb = "Updated" if report.wrote else "Index is up to date:"
+    click.echo(
+        f"{verb} {report.documents} documents, {report.chunks} chunks "
+        f"(mean {report.mean_tokens} / max {report.max_tokens} tokens) in {report.seconds:.2f} s "
+        f"-> {settings.index_dir}"
+    )
+    for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
+        if names:
+            click.echo(f"  {label}: {', '.join(names)}")
+    if report.embedded_chunks:
+        click.echo(f"  embedded {report.embedded_chunks} new chunks")
+    for warning in report.warnings:
+        click.echo(f"  warning: {warning}", err=True)
+    if report.skipped:
+        click.echo(f"Skipped {len(report.skipped)} file(s):", err=True)
+        for name, reason in sorted(report.skipped.items()):
+            click.echo(f"  {name}: {reason}", err=True)
+
+
+@main.command("search")
+@click.argument("query")
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default="hybrid", show_default=True)
+@click.option("--doc", "docs", multiple=True, help="Only search this document (file name); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+@click.option("--index-dir", type=click.Path(path_type=Path))
+@_fail_nicely
+def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json: bool, index_dir: Path | None) -> None:
+    """Show the passages that best match QUERY."""
+    from assistant.core import Assistant
+    from assistant.retrieve import Filters
+
+    assistant = Assistant.load(settings=_settings(index_dir))
+    hits = assistant.search(query, top_k=top_k, mode=mode, filters=Filters(docs=docs) if docs else None)
+    if as_json:
+        click.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        click.echo("No passages found.")
+    for hit in hits:
+        c = hit.chunk
+        where = f"{c.title} ({c.date})" + (f", p. {c.page}" if c.page else "")
+        click.echo(click.style(f"[{hit.rank}] {where}", bold=True) + f"  score {hit.score:.4f}")
+        if c.section:
+            click.echo(f"    {c.section}")
+        click.echo("    " + c.text.replace("\n", "\n    "))
+        click.echo()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Gold questions and retrieval/answer metrics (pure functions)."""
