@@ -47,9 +47,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.search_mode not in SEARCH_MODES:
-            raise ConfigError(
-                f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {self.search_mode!r}."
-            )
+            raise ConfigError(f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {self.search_mode!r}.")
         if self.fusion not in ("score", "rrf"):
             raise ConfigError(f"fusion must be 'score' or 'rrf'; got {self.fusion!r}.")
         if not 0.0 <= self.hybrid_alpha <= 1.0:

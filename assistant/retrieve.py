@@ -96,7 +96,9 @@ class Retriever:
             return np.zeros(len(self.chunks), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(words), dtype=np.float32)
 
-    def _fuse(self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    def _fuse(
+        self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]]
+    ) -> list[tuple[int, float]]:
         scores: dict[int, float] = {}
         if self.fusion == "rrf":
             for ranked in (dense, lexical):

@@ -34,7 +34,10 @@ def main() -> None:
         reindex_s = time.perf_counter() - started
         assistant = Assistant.load(settings=settings)
         print(f"build {build_s:.1f} s (cold, model load included); unchanged re-index {reindex_s:.3f} s")
-        print(f"{report.documents} documents, {report.chunks} chunks, mean {report.mean_tokens} / max {report.max_tokens} tokens")
+        print(
+            f"{report.documents} documents, {report.chunks} chunks, "
+            f"mean {report.mean_tokens} / max {report.max_tokens} tokens"
+        )
         print(f"{'mode':8} {'R@1':>6} {'R@5':>6} {'R@10':>6} {'MRR@10':>7} {'p50 ms':>7} {'p95 ms':>7}")
         for mode in ("hybrid", "dense", "bm25"):
             ranks, times = [], []

@@ -90,8 +90,11 @@ def build_index(
             report.skipped[str(path)] = f"cannot be read ({exc.strerror or exc})"
 
     old_files = previous.manifest.files if previous else {}
-    if previous is not None and not report.skipped and set(old_files) == set(keys) and all(
-        old_files[name].get("key") == key for name, (_, key) in keys.items()
+    if (
+        previous is not None
+        and not report.skipped
+        and set(old_files) == set(keys)
+        and all(old_files[name].get("key") == key for name, (_, key) in keys.items())
     ):
         report.unchanged = sorted(keys)
         _fill_counts(report, previous.chunks, len(previous.documents))

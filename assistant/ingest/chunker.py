@@ -59,6 +59,7 @@ class _Packer:
         self.used = 0
         self.drafts: list[tuple[str, tuple[Item, ...], list[Item]]] = []
         self.pending_heading: Block | None = None
+        self.page: int | None = None
         self.row_open = False  # a table row whose key cells have not been emitted yet
 
     @property
@@ -74,6 +75,10 @@ class _Packer:
             # The heading opens the text of the first chunk beneath it: quotes may span both.
             self.pending_heading = block
             return
+        page = self.doc.page_at(block.start)
+        if page != self.page:
+            self.flush()  # a chunk stays on one PDF page, so its page number holds for every sentence
+            self.page = page
         if block.context != self.context or block.new_row:
             self.flush()
             self.context = block.context

@@ -101,7 +101,9 @@ def _read_pdf(path: Path, data: bytes) -> tuple[str, tuple[int, ...], tuple[str,
     except LoadError:
         raise
     except FileNotDecryptedError as exc:
-        raise LoadError(path, "is an encrypted PDF; save a decrypted copy (e.g. `qpdf --decrypt`) and index that") from exc
+        raise LoadError(
+            path, "is an encrypted PDF; save a decrypted copy (e.g. `qpdf --decrypt`) and index that"
+        ) from exc
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AssertionError) as exc:
         raise LoadError(path, f"is not a readable PDF ({exc.__class__.__name__}: {exc}); re-export it") from exc
     if not any(p.strip() for p in pages):

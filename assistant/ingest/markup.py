@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 # Only real tag names: "<5 years" or "<https://...>" are text, not markup.
 _TAG_NAMES = (
-    "a|abbr|b|blockquote|br|caption|code|div|em|font|h[1-6]|hr|i|li|ol|p|pre|s|small|span|strike|strong|"
+    "a|abbr|article|aside|b|blockquote|body|br|caption|center|code|dd|div|dl|dt|em|figcaption|figure|font|"
+    "footer|h[1-6]|header|hr|html|i|img|li|main|mark|nav|ol|p|pre|s|section|small|span|strike|strong|"
     "sub|sup|table|tbody|td|tfoot|th|thead|tr|u|ul"
 )
-_BLOCK_TAGS = {"blockquote", "br", "div", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "li", "ol", "p", "pre",
-               "table", "tbody", "td", "th", "thead", "tr", "ul"}  # fmt: skip
+_BLOCK_TAGS = {"article", "aside", "blockquote", "body", "br", "dd", "div", "dl", "dt", "figure", "footer",
+               "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "html", "li", "main", "nav", "ol", "p", "pre",
+               "section", "table", "tbody", "td", "th", "thead", "tr", "ul"}  # fmt: skip
 _TOKEN = re.compile(
     rf"(?P<tag></?(?P<name>{_TAG_NAMES})\b[^<>]*>)"
     r"|(?P<entity>&(?:[a-zA-Z]{2,8}|#\d{1,6}|#x[0-9a-fA-F]{1,6});)"

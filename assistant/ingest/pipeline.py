@@ -32,9 +32,9 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             for child in path.rglob("*"):
-                if child.is_file() and not any(p.startswith(".") for p in child.relative_to(path).parts):
-                    if child.suffix.lower() in SUPPORTED_SUFFIXES:
-                        found.add(child)
+                hidden = any(p.startswith(".") for p in child.relative_to(path).parts)
+                if child.is_file() and not hidden and child.suffix.lower() in SUPPORTED_SUFFIXES:
+                    found.add(child)
         elif path.exists():
             found.add(path)
     return sorted(found)

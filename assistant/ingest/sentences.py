@@ -49,7 +49,7 @@ def _is_abbreviation(text: str, sentence_start: int, dot: int) -> bool:
     # Initials ("J. Smith") and enumerators at the start of an item ("1." "a.") are not sentence ends.
     if len(word) == 1 and word.isalpha():
         return True
-    return bool(word.isdigit() and len(word) <= 2 and not text[sentence_start:m.start()].strip())
+    return bool(word.isdigit() and len(word) <= 2 and not text[sentence_start : m.start()].strip())
 
 
 def _append_trimmed(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:

@@ -169,7 +169,13 @@ def _paragraph_block(cleaned: Cleaned, start: int, end: int) -> Block:
     ):
         level = 1 if _ROMAN_HEADING.match(flat) else 2 if _NUMBERED_HEADING.match(flat) else 3
         return Block("heading", start, end, level=level, title=flat)
-    if _SHORT_TITLE.match(flat) and "\n" not in text[start:end].strip() and start not in cleaned.bullets:
+    has_items = any(start < b < end and text[start:b].strip() for b in cleaned.breaks)
+    if (
+        _SHORT_TITLE.match(flat)
+        and "\n" not in text[start:end].strip()
+        and not has_items
+        and not _is_item(cleaned, start, end)
+    ):
         # A short unpunctuated line on its own ("Europol deployments") titles what follows.
         return Block("heading", start, end, level=4, title=flat)
     cuts = sorted({start, *(b for b in cleaned.breaks if start < b < end)})
@@ -194,6 +200,12 @@ def _split_leading_title(cleaned: Cleaned, start: int, end: int) -> list[Block]:
                 _paragraph_block(cleaned, first_break, end),
             ]
     return [_paragraph_block(cleaned, start, end)]
+
+
+def _is_item(cleaned: Cleaned, start: int, end: int) -> bool:
+    """True when the paragraph opens with a bullet or list tag (a one-line list item, not a title)."""
+    first_text = start + len(cleaned.text[start:end]) - len(cleaned.text[start:end].lstrip())
+    return any(start <= b <= first_text for b in cleaned.breaks | cleaned.bullets)
 
 
 def _units(cleaned: Cleaned, start: int, end: int) -> list[Unit]:
