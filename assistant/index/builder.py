@@ -45,7 +45,7 @@ class BuildReport:
 
 
 def chunker_settings(settings: Settings) -> ChunkerSettings:
-    return ChunkerSettings(max_tokens=settings.chunk_max_tokens, min_tokens=settings.chunk_min_tokens)
+    return ChunkerSettings(max_tokens=settings.chunk_max_tokens)
 
 
 def build_index(

@@ -20,8 +20,7 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 
 @dataclass(frozen=True, slots=True)
 class ChunkerSettings:
-    max_tokens: int = 160
-    min_tokens: int = 40
+    max_tokens: int = 250
 
 
 def embedding_head(title: str, section: str) -> str:
@@ -60,6 +59,7 @@ class _Packer:
         self.drafts: list[tuple[str, tuple[Item, ...], list[Item]]] = []
         self.pending_heading: Block | None = None
         self.page: int | None = None
+        self._counted: dict[str, int] = {}
         self.row_open = False  # a table row whose key cells have not been emitted yet
 
     @property
@@ -141,12 +141,18 @@ class _Packer:
         flat = " ".join(raw.split())
         return Unit(start + lead, start + trail, flat, self.count([flat])[0])
 
+    def _tokens_of(self, text: str) -> int:
+        # Labels and title/heading lines recur for every item of a section: count each string once.
+        if text not in self._counted:
+            self._counted[text] = self.count([text])[0]
+        return self._counted[text]
+
     def _label_tokens(self, item: Item) -> int:
-        return self.count([item.label + ":"])[0] if item.label else 0
+        return self._tokens_of(item.label + ":") if item.label else 0
 
     def _context_tokens(self) -> int:
         """Tokens every chunk here starts with: title and headings, then the table row's key cells."""
-        head = self.count([embedding_head(self.doc.title, self.section)])[0]
+        head = self._tokens_of(embedding_head(self.doc.title, self.section))
         return head + sum(self._item_tokens(it) for it in self.context)
 
     def _item_tokens(self, item: Item) -> int:
