@@ -52,7 +52,7 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) ->
 
     settings = _settings(index_dir)
     console = Console(stderr=True)
-    labels = {"files": "Reading and chunking files", "embed": "Embedding batches"}
+    labels = {"files": "Reading and chunking files", "embed": "Embedding chunks", "sentences": "Embedding sentences"}
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=False,
@@ -75,7 +75,7 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) ->
         if names:
             click.echo(f"  {label}: {', '.join(names)}")
     if report.embedded_chunks:
-        click.echo(f"  embedded {report.embedded_chunks} new chunks")
+        click.echo(f"  embedded {report.embedded_chunks} new chunks and their {report.embedded_sentences} sentences")
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     if report.skipped:

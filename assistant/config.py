@@ -12,6 +12,8 @@ from assistant.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEARCH_MODES = ("hybrid", "dense", "bm25")
+ANSWER_MODES = ("extractive", "llm")
+LLM_PROVIDERS = ("openai", "ollama")
 
 
 def _default_dir(name: str) -> Path:
@@ -43,6 +45,21 @@ class Settings:
     rrf_k: int = 60
     # Longer queries are cut here (the embedding model reads ~256 word pieces anyway).
     max_query_chars: int = 2000
+    # Answering. "extractive" (default, offline) quotes source sentences; "llm" writes with a chat model.
+    mode: str = "extractive"
+    # Below this confidence the extractive answerer abstains (calibrated on the dev gold; README "Answering").
+    abstain_threshold: float = 0.48
+    # Sentences whose citations fail verification: shown marked as unsupported (False) or left out (True).
+    drop_unsupported: bool = False
+    # LLM mode: an OpenAI-compatible endpoint (vLLM, llama.cpp, LM Studio, Ollama's /v1) or Ollama itself.
+    llm_provider: str = ""
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout: float = 60.0  # seconds per request, then fall back to the extractive answer
+    llm_temperature: float = 0.0
+    llm_max_tokens: int = 512  # length of the generated answer
+    llm_context_tokens: int = 3000  # passages in the prompt, counted with tiktoken (cl100k)
 
     def __post_init__(self) -> None:
         if self.search_mode not in SEARCH_MODES:
@@ -51,6 +68,12 @@ class Settings:
             raise ConfigError(f"fusion must be 'score' or 'rrf'; got {self.fusion!r}.")
         if not 0.0 <= self.hybrid_alpha <= 1.0:
             raise ConfigError(f"hybrid_alpha must be between 0 and 1; got {self.hybrid_alpha}.")
+        if self.mode not in ANSWER_MODES:
+            raise ConfigError(f"mode must be one of {', '.join(ANSWER_MODES)}; got {self.mode!r}.")
+        if self.llm_provider and self.llm_provider not in LLM_PROVIDERS:
+            raise ConfigError(
+                f"llm_provider must be one of {', '.join(LLM_PROVIDERS)} (or empty for none); got {self.llm_provider!r}."
+            )
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
         if not 64 <= self.chunk_max_tokens <= 256:
@@ -72,6 +95,10 @@ class Settings:
             if key in values:
                 values[key] = Path(values[key]).expanduser()
         return cls(**values)
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_provider and self.llm_model)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

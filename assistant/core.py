@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from assistant.config import SEARCH_MODES, Settings
-from assistant.errors import QueryError
+from assistant.answer.compose import Draft, extractive_answer
+from assistant.answer.extractive import SentenceScorer
+from assistant.answer.question import analyse, standalone
+from assistant.config import ANSWER_MODES, SEARCH_MODES, Settings
+from assistant.errors import ConfigError, QueryError
 from assistant.index.builder import BuildReport, Progress, build_index
 from assistant.index.embedder import Embedder, SentenceTransformerEmbedder
 from assistant.index.store import IndexData, load_index
 from assistant.retrieve import Filters, Retriever
-from assistant.types import Hit
+from assistant.types import Answer, Hit
 
 
 class Assistant:
-    """Search (and, later, answer) over one index. Build with `Assistant.load()`."""
+    """Search and answer over one index. Build with `Assistant.load()`."""
 
     def __init__(self, settings: Settings, embedder: Embedder, data: IndexData) -> None:
         self.settings = settings
@@ -28,6 +34,8 @@ class Assistant:
             rrf_k=settings.rrf_k,
             candidates=settings.fusion_candidates,
         )
+        self.scorer = SentenceScorer(data)
+        self._llm: Any = None
 
     @classmethod
     def load(
@@ -93,6 +101,115 @@ class Assistant:
         if mode not in SEARCH_MODES:
             raise QueryError(f"mode must be one of {', '.join(SEARCH_MODES)}; got {mode!r}.")
         return self.retriever.search(text, top_k=top_k, mode=mode, filters=filters)
+
+    def answer(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        history: Iterable[Any] | None = None,
+        search_mode: str | None = None,
+    ) -> Answer:
+        """Answer `question` with verified [n] citations, or abstain when the documents don't answer it.
+
+        Args:
+            question: free text.
+            top_k: passages retrieved (default from settings).
+            mode: "extractive" (default from settings) or "llm" (needs a configured LLM provider).
+            filters: optional document / date restriction.
+            history: earlier turns (Answers, {"question": ...} dicts, (question, answer) pairs or strings);
+                a follow-up question is made standalone from them before retrieval.
+            search_mode: retrieval mode ("hybrid", "dense", "bm25"), default from settings.
+
+        Raises:
+            QueryError: the question is empty or an option is invalid.
+            ConfigError: mode="llm" without a configured provider.
+        """
+        final: Answer | None = None
+        for item in self.stream_answer(
+            question, top_k=top_k, mode=mode, filters=filters, history=history, search_mode=search_mode
+        ):
+            if isinstance(item, Answer):
+                final = item
+        assert final is not None  # stream_answer always ends with an Answer
+        return final
+
+    def stream_answer(
+        self,
+        question: str,
+        *,
+        top_k: int | None = None,
+        mode: str | None = None,
+        filters: Filters | None = None,
+        history: Iterable[Any] | None = None,
+        search_mode: str | None = None,
+    ) -> Iterator[str | Answer]:
+        """Like `answer`, but yields text as it is generated (LLM mode) and ends with the verified Answer.
+
+        In extractive mode the answer text is yielded at once. What was streamed is a draft: the final
+        Answer may mark or drop sentences that failed verification, or replace a failed LLM answer.
+        """
+        started = time.perf_counter()
+        text = self._clean_query(question)
+        mode = mode or self.settings.mode
+        if mode not in ANSWER_MODES:
+            raise QueryError(f"mode must be one of {', '.join(ANSWER_MODES)}; got {mode!r}.")
+        if mode == "llm" and not self.settings.llm_configured:
+            raise ConfigError(
+                "LLM mode is not configured: set ASSISTANT_LLM_PROVIDER (openai or ollama) and ASSISTANT_LLM_MODEL "
+                "(and ASSISTANT_LLM_BASE_URL for an OpenAI-compatible server), or use mode='extractive'."
+            )
+        history = list(history or ())
+        notice = None
+        query = standalone(text, history)
+        if mode == "llm" and history:
+            query, notice = self._llm_backend().condense(text, history, fallback=query)
+        top_k = self.settings.top_k if top_k is None else top_k
+        if not isinstance(top_k, int) or top_k < 1:
+            raise QueryError(f"top_k must be a positive whole number; got {top_k!r}.")
+        search_mode = search_mode or self.settings.search_mode
+        if search_mode not in SEARCH_MODES:
+            raise QueryError(f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {search_mode!r}.")
+        vector = self.embedder.embed_query(query)
+        hits = self.retriever.search(query, top_k=top_k, mode=search_mode, filters=filters, vector=vector)
+        retrieved = time.perf_counter()
+        info = analyse(query)
+        draft: Draft = extractive_answer(info, vector, hits, self.scorer, threshold=self.settings.abstain_threshold)
+        used_llm = False
+        if mode == "llm":
+            # Yields the text as it arrives; returns the verified draft (or the extractive one on failure).
+            draft, llm_notice, used_llm = yield from self._llm_backend().generate(query, info, hits, draft)
+            notice = notice or llm_notice
+        else:
+            yield draft.text
+        finished = time.perf_counter()
+        timings = {
+            "retrieve": (retrieved - started) * 1000,
+            "answer": (finished - retrieved) * 1000,
+            "total": (finished - started) * 1000,
+        }
+        yield Answer(
+            question=text,
+            text=draft.text,
+            citations=draft.citations,
+            abstained=draft.abstained,
+            reason=draft.reason,
+            hits=tuple(hits),
+            mode="llm" if used_llm else "extractive",
+            timings_ms=timings,
+            sentences=draft.sentences,
+            standalone_question=query,
+            notice=notice,
+        )
+
+    def _llm_backend(self) -> Any:
+        if self._llm is None:
+            from assistant.answer.llm import LLMBackend
+
+            self._llm = LLMBackend(self.settings, self.scorer, self.embedder)
+        return self._llm
 
     def _clean_query(self, query: str) -> str:
         if not isinstance(query, str) or not query.strip():

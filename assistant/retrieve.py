@@ -1,4 +1,4 @@
-"""Hybrid retrieval: FAISS (dense) and BM25 (lexical) over the same chunks, fused by reciprocal rank."""
+"""Hybrid retrieval: FAISS (dense) and BM25 (lexical) over the same chunks, fused by score (or rank)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,16 @@ class Retriever:
         self.candidates = candidates
         self._bm25, self._stemmer = _build_bm25([embedding_text(c) for c in self.chunks])
 
-    def search(self, query: str, *, top_k: int, mode: str, filters: Filters | None = None) -> list[Hit]:
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int,
+        mode: str,
+        filters: Filters | None = None,
+        vector: np.ndarray | None = None,
+    ) -> list[Hit]:
+        """Rank chunks for `query`; `vector` is its embedding when the caller already has it."""
         allowed = self._allowed(filters)
         if not self.chunks or (allowed is not None and not allowed.any()):
             return []
@@ -62,11 +71,11 @@ class Retriever:
         # needs a dense score for each lexical candidate; larger indexes fall back to a candidate pool.
         pool = len(self.chunks) if len(self.chunks) <= 20000 or allowed is not None else max(self.candidates, top_k)
         if mode == "dense":
-            ranked = self._dense(query, pool, allowed)
+            ranked = self._dense(query, pool, allowed, vector)
         elif mode == "bm25":
             ranked = self._lexical(query, allowed)
         else:
-            ranked = self._fuse(self._dense(query, pool, allowed), self._lexical(query, allowed))
+            ranked = self._fuse(self._dense(query, pool, allowed, vector), self._lexical(query, allowed))
         return [Hit(rank=i + 1, score=score, chunk=self.chunks[idx]) for i, (idx, score) in enumerate(ranked[:top_k])]
 
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:
@@ -74,9 +83,12 @@ class Retriever:
             return None
         return np.array([filters.allows(c) for c in self.chunks], dtype=bool)
 
-    def _dense(self, query: str, pool: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
-        vector = self.embedder.embed_query(query).reshape(1, -1).astype(np.float32)
-        scores, ids = self.data.vectors.search(vector, pool)
+    def _dense(
+        self, query: str, pool: int, allowed: np.ndarray | None, vector: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        if vector is None:
+            vector = self.embedder.embed_query(query)
+        scores, ids = self.data.vectors.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), pool)
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True)
                 if i >= 0 and (allowed is None or allowed[i])]  # fmt: skip
 

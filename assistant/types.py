@@ -97,3 +97,76 @@ class Hit:
             "chunk_id": c.chunk_id,
             "text": c.text,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """What one `[marker]` in an answer points to: a passage and the exact source words behind the sentence."""
+
+    marker: int
+    doc: str
+    title: str
+    date: str
+    section: str
+    page: int | None
+    chunk_id: str
+    quote: str  # verbatim source text (whitespace collapsed): a substring of the document's text
+    score: float  # support score of the sentence by this passage, 0..1
+    supported: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSentence:
+    """One sentence of an answer, its markers, and whether at least one of its citations supports it."""
+
+    text: str  # without markers
+    markers: tuple[int, ...]
+    supported: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "markers": list(self.markers), "supported": self.supported}
+
+
+ABSTAIN_TEXT = "The documents don't answer this question."
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A verified answer (or an abstention) to one question."""
+
+    question: str
+    text: str  # sentences each followed by their [n] markers
+    citations: tuple[Citation, ...]
+    abstained: bool
+    reason: str | None  # why it abstained, or None
+    hits: tuple[Hit, ...]  # everything retrieved for the question
+    mode: str  # "extractive" or "llm"
+    timings_ms: dict[str, float]  # retrieve, answer, total
+    sentences: tuple[AnswerSentence, ...] = ()
+    standalone_question: str = ""  # the question as searched, after resolving a follow-up
+    notice: str | None = None  # something the reader should know (an LLM failure and its fallback)
+
+    @property
+    def supported(self) -> bool:
+        return all(s.supported for s in self.sentences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "text": self.text,
+            "citations": [c.to_dict() for c in self.citations],
+            "abstained": self.abstained,
+            "reason": self.reason,
+            "mode": self.mode,
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+            "sentences": [s.to_dict() for s in self.sentences],
+            "standalone_question": self.standalone_question,
+            "notice": self.notice,
+            "hits": [
+                {"rank": h.rank, "doc": h.chunk.doc, "chunk_id": h.chunk.chunk_id, "score": round(float(h.score), 6)}
+                for h in self.hits
+            ],
+        }

@@ -14,7 +14,15 @@ import numpy as np
 from assistant.config import Settings
 from assistant.errors import AssistantError, IndexCorruptError
 from assistant.index.embedder import Embedder
-from assistant.index.store import FORMAT_VERSION, IndexData, Manifest, index_exists, load_index, write_index
+from assistant.index.store import (
+    FORMAT_VERSION,
+    IndexData,
+    Manifest,
+    index_exists,
+    load_index,
+    sentence_offsets,
+    write_index,
+)
 from assistant.ingest.chunker import ChunkerSettings, embedding_text
 from assistant.ingest.loaders import LoadError, file_sha256
 from assistant.ingest.pipeline import discover, ingest_file, load_metadata
@@ -23,8 +31,8 @@ from assistant.types import Chunk, Document
 # (stage, done, total): stages are "files", "embed"; the CLI and the UI draw their own bars from it.
 Progress = Callable[[str, int, int], None]
 EMBED_BATCH = 64
-# Bump when what is embedded for a chunk changes (see ingest.chunker.embedding_text): forces re-embedding.
-TEXT_FORMAT = 2
+# Bump when chunk text or what is embedded changes (ingest.chunker): forces re-chunking and re-embedding.
+TEXT_FORMAT = 3
 
 
 @dataclass
@@ -38,6 +46,7 @@ class BuildReport:
     skipped: dict[str, str] = field(default_factory=dict)  # file -> reason
     warnings: list[str] = field(default_factory=list)
     embedded_chunks: int = 0
+    embedded_sentences: int = 0
     seconds: float = 0.0
     wrote: bool = False
     mean_tokens: float = 0.0
@@ -103,8 +112,7 @@ def build_index(
 
     documents: dict[str, Document] = {}
     chunks: list[Chunk] = []
-    vectors: list[np.ndarray] = []
-    old_vectors = _vectors_by_doc(previous) if previous else {}
+    old_vectors, old_sentences = _vectors_by_doc(previous) if previous else ({}, {})
     new_chunks: list[Chunk] = []
     file_entries: dict[str, dict[str, object]] = {}
     for done, (name, (path, key)) in enumerate(sorted(keys.items()), start=1):
@@ -113,7 +121,6 @@ def build_index(
             documents[name] = previous.documents[name]
             doc_chunks = [c for c in previous.chunks if c.doc == name]
             chunks.extend(doc_chunks)
-            vectors.append(old_vectors[name])
             report.unchanged.append(name)
         else:
             try:
@@ -125,22 +132,35 @@ def build_index(
             documents[name] = ingested.document
             chunks.extend(ingested.chunks)
             new_chunks.extend(ingested.chunks)
-            vectors.append(np.zeros((0, 0), dtype=np.float32))  # placeholder, filled after embedding
             (report.changed if name in old_files else report.added).append(name)
         file_entries[name] = {"sha256": documents[name].sha256, "key": key, "chunks": 0}
     tick("files", len(keys), len(keys))
     report.removed = sorted(set(old_files) - set(keys))
 
-    new_vectors = _embed(embedder, new_chunks, tick)
+    # Chunks are embedded for retrieval, and each of their sentences for answering (sentence selection and
+    # citation checks then cost a dot product at question time instead of a model call).
+    new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
+    sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
+    new_sentences = _embed(embedder, sentence_texts, tick, "sentences")
     report.embedded_chunks = len(new_chunks)
+    report.embedded_sentences = len(sentence_texts)
+    new_offsets = sentence_offsets(new_chunks)
     by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
     matrix = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
+    offsets = sentence_offsets(chunks)
+    sentence_matrix = np.zeros((int(offsets[-1]), embedder.dimension), dtype=np.float32)
     old_rows = {name: iter(vec) for name, vec in old_vectors.items()}
+    old_sentence_rows = {name: iter(vec) for name, vec in old_sentences.items()}
     for row, chunk in enumerate(chunks):
+        rows = slice(int(offsets[row]), int(offsets[row + 1]))
         if chunk.doc in report.unchanged:
             matrix[row] = next(old_rows[chunk.doc])
+            for r in range(rows.start, rows.stop):
+                sentence_matrix[r] = next(old_sentence_rows[chunk.doc])
         else:
-            matrix[row] = new_vectors[by_id[chunk.chunk_id + chunk.doc]]
+            i = by_id[chunk.chunk_id + chunk.doc]
+            matrix[row] = new_vectors[i]
+            sentence_matrix[rows] = new_sentences[int(new_offsets[i]) : int(new_offsets[i + 1])]
         file_entries[chunk.doc]["chunks"] = int(file_entries[chunk.doc]["chunks"]) + 1  # type: ignore[call-overload]
 
     manifest = Manifest(
@@ -153,7 +173,7 @@ def build_index(
         files={name: dict(entry) for name, entry in file_entries.items()},
         build_seconds=round(time.perf_counter() - started, 3),
     )
-    write_index(settings.index_dir, manifest, documents, chunks, matrix)
+    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))
     report.seconds = time.perf_counter() - started
@@ -172,24 +192,32 @@ def _load_previous(settings: Settings, embedder: Embedder, report: BuildReport) 
         return None
 
 
-def _vectors_by_doc(previous: IndexData) -> dict[str, np.ndarray]:
+def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The previous build's chunk vectors and sentence vectors, grouped by document (in chunk order)."""
     total = previous.vectors.ntotal
     all_vectors = previous.vectors.reconstruct_n(0, total) if total else np.zeros((0, previous.manifest.dimension))
-    out: dict[str, list[np.ndarray]] = {}
-    for chunk, vector in zip(previous.chunks, all_vectors, strict=True):
-        out.setdefault(chunk.doc, []).append(vector)
-    return {doc: np.stack(rows) for doc, rows in out.items()}
+    chunk_rows: dict[str, list[np.ndarray]] = {}
+    sentence_rows: dict[str, list[np.ndarray]] = {}
+    for i, (chunk, vector) in enumerate(zip(previous.chunks, all_vectors, strict=True)):
+        chunk_rows.setdefault(chunk.doc, []).append(vector[None, :])
+        sentence_rows.setdefault(chunk.doc, []).append(previous.sentence_vectors[previous.sentence_rows(i)])
+    return (
+        {doc: np.concatenate(rows) for doc, rows in chunk_rows.items()},
+        {doc: np.concatenate(rows) for doc, rows in sentence_rows.items()},
+    )
 
 
-def _embed(embedder: Embedder, chunks: list[Chunk], tick: Progress) -> np.ndarray:
-    texts = [embedding_text(c) for c in chunks]
-    parts = []
+def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str) -> np.ndarray:
+    # Batches of similar length waste less time on padding: embed in length order, return in input order.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     batches = max(1, (len(texts) + EMBED_BATCH - 1) // EMBED_BATCH)
     for b in range(0, len(texts), EMBED_BATCH):
-        tick("embed", b // EMBED_BATCH, batches)
-        parts.append(embedder.embed_documents(texts[b : b + EMBED_BATCH]))
-    tick("embed", batches, batches)
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), dtype=np.float32)
+        tick(stage, b // EMBED_BATCH, batches)
+        rows = order[b : b + EMBED_BATCH]
+        out[rows] = embedder.embed_documents([texts[i] for i in rows])
+    tick(stage, batches, batches)
+    return out
 
 
 def _file_key(path: Path, meta: dict[str, str] | None) -> str:

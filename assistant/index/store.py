@@ -4,6 +4,8 @@ Layout of an index directory:
     CURRENT                 {"build": "<id>"}; replaced atomically, so readers see the old or the new build
     builds/<id>/manifest.json
     builds/<id>/vectors.faiss   chunk vectors (inner product over L2-normalised vectors, exact)
+    builds/<id>/sentences.npy   one vector per chunk sentence, in chunk order (for answering; plain .npy,
+                                written and read with allow_pickle=False)
     builds/<id>/chunks.json     chunk metadata and text
     builds/<id>/documents.json  document metadata and clean text (for verbatim quotes)
 
@@ -28,10 +30,10 @@ import numpy as np
 from assistant.errors import IndexCorruptError, IndexMissingError
 from assistant.types import Chunk, Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 BUILDS = "builds"
-ARTIFACTS = ("vectors.faiss", "chunks.json", "documents.json")
+ARTIFACTS = ("vectors.faiss", "sentences.npy", "chunks.json", "documents.json")
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
 
 
@@ -59,6 +61,15 @@ class IndexData:
     chunks: list[Chunk]
     vectors: Any  # faiss.Index
     path: Path
+    sentence_vectors: np.ndarray  # (total sentences, dim): chunk i's sentences are rows sentence_rows(i)
+    sentence_offsets: np.ndarray  # (chunks + 1,) start row of each chunk's sentences
+
+    def sentence_rows(self, chunk_index: int) -> slice:
+        return slice(int(self.sentence_offsets[chunk_index]), int(self.sentence_offsets[chunk_index + 1]))
+
+
+def sentence_offsets(chunks: list[Chunk]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum([len(c.sentences) for c in chunks])]).astype(np.int64)
 
 
 def index_exists(index_dir: Path) -> bool:
@@ -71,6 +82,7 @@ def write_index(
     documents: dict[str, Document],
     chunks: list[Chunk],
     vectors: np.ndarray,
+    sentence_vectors: np.ndarray,
 ) -> Path:
     """Write a complete build beside the current one, then publish it atomically."""
     import faiss
@@ -85,6 +97,8 @@ def write_index(
         if len(vectors):
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         faiss.write_index(index, str(tmp / "vectors.faiss"))
+        with (tmp / "sentences.npy").open("wb") as fh:
+            np.save(fh, np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
         _write_json(tmp / "chunks.json", [c.to_dict() for c in chunks])
         _write_json(tmp / "documents.json", [asdict(d) for d in documents.values()])
         manifest.artifacts = {name: _checksum(tmp / name) for name in ARTIFACTS}
@@ -147,6 +161,7 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
             for d in json.loads((build_dir / "documents.json").read_text(encoding="utf-8"))
         }
         vectors = faiss.read_index(str(build_dir / "vectors.faiss"))
+        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
     if vectors.ntotal != len(chunks) or vectors.d != manifest.dimension or len(chunks) != manifest.chunk_count:
@@ -155,7 +170,13 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
             f"{len(chunks)} chunks, manifest says {manifest.chunk_count} of dimension {manifest.dimension}). "
             f"{REBUILD_HINT}"
         )
-    return IndexData(manifest, documents, chunks, vectors, build_dir)
+    offsets = sentence_offsets(chunks)
+    if sentence_vectors.shape != (int(offsets[-1]), manifest.dimension):
+        raise IndexCorruptError(
+            f"The index in {index_dir} has {sentence_vectors.shape[0]} sentence vectors for {int(offsets[-1])} "
+            f"sentences. {REBUILD_HINT}"
+        )
+    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets)
 
 
 def _current_build(index_dir: Path) -> Path:

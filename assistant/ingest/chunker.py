@@ -43,6 +43,7 @@ def chunk_document(
     packer = _Packer(doc, count_tokens, settings)
     for block in blocks:
         packer.add(block)
+    packer.emit_headings()  # trailing headings with no text beneath still hold words a reader may ask about
     packer.flush()
     return packer.finish()
 
@@ -57,7 +58,7 @@ class _Packer:
         self.lines: list[Item] = []
         self.used = 0
         self.drafts: list[tuple[str, tuple[Item, ...], list[Item]]] = []
-        self.pending_heading: Block | None = None
+        self.pending_headings: list[Block] = []
         self.page: int | None = None
         self._counted: dict[str, int] = {}
         self.row_open = False  # a table row whose key cells have not been emitted yet
@@ -72,8 +73,9 @@ class _Packer:
             while self.stack and self.stack[-1][0] >= block.level:
                 self.stack.pop()
             self.stack.append((block.level, block.title[:150]))
-            # The heading opens the text of the first chunk beneath it: quotes may span both.
-            self.pending_heading = block
+            # The heading opens the text of the first chunk beneath it: quotes may span both. Headings with
+            # nothing between them (slide titles, one-line list entries) all open it, so no text is lost.
+            self.pending_headings.append(block)
             return
         page = self.doc.page_at(block.start)
         if page != self.page:
@@ -85,17 +87,21 @@ class _Packer:
             self.row_open = block.new_row
         if not self.lines:
             self.used = self._context_tokens()
-        if self.pending_heading is not None and not self.context:
-            heading = self.pending_heading
-            title = self._unit(heading.start, heading.end)
-            if title.text == heading.title:  # only a verbatim span may become a quotable sentence
-                self._add_item(Item([title]))
-        self.pending_heading = None
+        if not self.context:
+            self.emit_headings()
+        self.pending_headings = []
         size = sum(self._item_tokens(it) for it in block.items)
         if self.lines and self.used + size > self.max and self._context_tokens() + size <= self.max:
             self.flush()  # keep the block (a list with its lead-in, a cell) whole in a fresh chunk
         for item in block.items:
             self._add_item(item)
+
+    def emit_headings(self) -> None:
+        for heading in self.pending_headings:
+            title = self._unit(heading.start, heading.end)
+            if title.text == heading.title:  # only a verbatim span may become a quotable sentence
+                self._add_item(Item([title]))
+        self.pending_headings = []
 
     def _add_item(self, item: Item) -> None:
         label_cost = self._label_tokens(item)
