@@ -195,16 +195,33 @@ class SentenceScorer:
         chunk = self.data.chunks[ci]
         first = last = j
         here = self.text(ci, j)
-        if j > 0 and (_ANAPHOR.match(here) or len(here.split()) < 5 or self.text(ci, j - 1).endswith(":")):
+        if (
+            j > 0
+            and (_ANAPHOR.match(here) or len(here.split()) < 5 or self.text(ci, j - 1).endswith(":"))
+            and self._adjacent((ci, j - 1), (ci, j))
+        ):
             first = j - 1
         members = [(ci, k) for k in range(first, last + 1)]
         if "list" in question.wants and (here.endswith(":") or self._is_heading(ci, j)):
             # A lead-in ("... outcomes:" or a heading) means little without its items: gather them, into
             # the next chunk when the list continues there (a section split across chunks).
             return members + self._items_after(ci, j)
-        if here.endswith(":") and j + 1 < len(chunk.sentences):
+        if here.endswith(":") and j + 1 < len(chunk.sentences) and self._adjacent((ci, j), (ci, j + 1)):
             members.append((ci, j + 1))
         return members
+
+    def _adjacent(self, a: tuple[int, int], b: tuple[int, int]) -> bool:
+        """`b` follows `a` in the document with nothing but spacing and punctuation between them.
+
+        A unit is quoted as one verbatim stretch of the document, so it may only join sentences that are
+        next to each other there (a table row's cells can come from different places after a page break).
+        """
+        first, second = self.data.chunks[a[0]], self.data.chunks[b[0]]
+        if first.doc != second.doc:
+            return False
+        end, start = first.sentences[a[1]].doc_end, second.sentences[b[1]].doc_start
+        gap = self.data.documents[first.doc].text[end:start] if start >= end else "x"
+        return not re.search(r"\w", gap)
 
     def _is_heading(self, ci: int, j: int) -> bool:
         chunk = self.data.chunks[ci]
@@ -221,11 +238,13 @@ class SentenceScorer:
             if chunk.section and following.section.startswith(chunk.section):
                 items += [(nxt, k) for k in range(len(following.sentences))]
         # Items are short lines; the first long sentence is running text again, and ends the list.
-        gathered = []
+        gathered: list[tuple[int, int]] = []
+        previous = (ci, j)
         for member in items[:MAX_LIST_ITEMS]:
-            if len(self.text(*member).split()) > MAX_ITEM_WORDS:
+            if len(self.text(*member).split()) > MAX_ITEM_WORDS or not self._adjacent(previous, member):
                 break
             gathered.append(member)
+            previous = member
         return gathered
 
 

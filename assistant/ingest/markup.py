@@ -151,15 +151,24 @@ _MATCH_MARKUP = re.compile(
 )
 
 
+_INLINE_SCRIPT = re.compile(r"</?(?:sup|sub)\b[^<>]*>", re.IGNORECASE)
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?)\]])")
+_SPACE_AFTER_BRACKET = re.compile(r"([(\[])\s+")
+
+
 def normalize_for_match(text: str) -> str:
     """Canonical form for comparing quotes with sources: markup dropped, entities decoded, whitespace collapsed.
 
     The same function normalises both sides (a citation quote and its document, an evidence quote and a
     chunk), so a quote counts as verbatim exactly when its words appear in that order in the source.
     """
+    text = _INLINE_SCRIPT.sub("", text)  # "23<sup>rd</sup>" reads "23rd"
     text = _MATCH_MARKUP.sub(" ", text)
     text = html.unescape(text)
-    return _WS.sub(" ", text).strip()
+    text = _WS.sub(" ", text).strip()
+    # A dropped tag leaves a space ("<b>Directive</b>, first"): spacing around punctuation is not wording.
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    return _SPACE_AFTER_BRACKET.sub(r"\1", text)
 
 
 def collapse_ws(text: str) -> str:
