@@ -1,6 +1,15 @@
-"""Question answering with cited passages over EU migration-policy documents."""
+"""Question answering with cited passages over EU migration-policy documents.
+
+>>> from assistant import answer
+>>> result = answer("How many people were relocated under the voluntary solidarity mechanism?")
+>>> result.text, result.citations[0].quote
+"""
 
 from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from typing import Any
 
 from assistant.config import Settings
 from assistant.core import Assistant
@@ -12,12 +21,15 @@ from assistant.errors import (
     QueryError,
 )
 from assistant.retrieve import Filters
-from assistant.types import Chunk, Document, Hit, Sentence
+from assistant.types import Answer, AnswerSentence, Chunk, Citation, Document, Hit, Sentence
 
 __all__ = [
+    "Answer",
+    "AnswerSentence",
     "Assistant",
     "AssistantError",
     "Chunk",
+    "Citation",
     "ConfigError",
     "Document",
     "Filters",
@@ -27,4 +39,30 @@ __all__ = [
     "QueryError",
     "Sentence",
     "Settings",
+    "answer",
+    "default_assistant",
 ]
+
+_default: Assistant | None = None
+_default_lock = threading.Lock()
+
+
+def default_assistant() -> Assistant:
+    """The Assistant for the settings in the environment, loaded once per process (thread-safe)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Assistant.load()
+        return _default
+
+
+def answer(
+    question: str,
+    *,
+    top_k: int | None = None,
+    mode: str | None = None,
+    filters: Filters | None = None,
+    history: Iterable[Any] | None = None,
+) -> Answer:
+    """Answer `question` from the default index (see `Assistant.answer` for the options)."""
+    return default_assistant().answer(question, top_k=top_k, mode=mode, filters=filters, history=history)

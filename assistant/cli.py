@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from assistant.config import SEARCH_MODES, Settings
+from assistant.config import ANSWER_MODES, SEARCH_MODES, Settings
 from assistant.errors import AssistantError
 
 
@@ -112,6 +112,53 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
             click.echo(f"    {c.section}")
         click.echo("    " + c.text.replace("\n", "\n    "))
         click.echo()
+
+
+@main.command("ask")
+@click.argument("question")
+@click.option("--mode", type=click.Choice(ANSWER_MODES), help="Answer mode (default: ASSISTANT_MODE or extractive).")
+@click.option("--top-k", type=click.IntRange(1, 100), help="Passages to retrieve (default: 5).")
+@click.option("--doc", "docs", multiple=True, help="Only use this document (file name); repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
+@click.option("--index-dir", type=click.Path(path_type=Path))
+@_fail_nicely
+def ask_cmd(
+    question: str, mode: str | None, top_k: int | None, docs: tuple[str, ...], as_json: bool, index_dir: Path | None
+) -> None:
+    """Answer QUESTION with numbered, verified citations (or say the documents don't answer it)."""
+    from assistant.core import Assistant
+    from assistant.retrieve import Filters
+
+    assistant = Assistant.load(settings=_settings(index_dir))
+    filters = Filters(docs=docs) if docs else None
+    if docs:
+        unknown = sorted(set(docs) - set(assistant.data.documents))
+        if unknown:
+            known = ", ".join(sorted(assistant.data.documents))
+            raise click.BadParameter(
+                f"not in the index: {', '.join(unknown)}. Indexed documents: {known}", param_hint="--doc"
+            )
+    result = assistant.answer(question, top_k=top_k, mode=mode, filters=filters)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if result.notice:
+        click.echo(click.style(f"Note: {result.notice}", fg="yellow"), err=True)
+    click.echo(result.text)
+    for sentence in result.sentences:
+        if not sentence.supported:
+            click.echo(click.style(f"  (not supported by its sources: {sentence.text})", fg="red"))
+    if result.citations:
+        click.echo()
+        click.echo("See also:" if result.abstained else "Sources:")
+    for c in result.citations:
+        where = f"{c.title} ({c.date})" + (f", p. {c.page}" if c.page else "")
+        click.echo(click.style(f"[{c.marker}] {where}", bold=True))
+        if c.section:
+            click.echo(f"    {c.section}")
+        click.echo(f'    "{c.quote}"')
+    if result.abstained and result.reason:
+        click.echo(f"\n(Why: {result.reason}.)")
 
 
 if __name__ == "__main__":

@@ -72,7 +72,8 @@ class Settings:
             raise ConfigError(f"mode must be one of {', '.join(ANSWER_MODES)}; got {self.mode!r}.")
         if self.llm_provider and self.llm_provider not in LLM_PROVIDERS:
             raise ConfigError(
-                f"llm_provider must be one of {', '.join(LLM_PROVIDERS)} (or empty for none); got {self.llm_provider!r}."
+                f"llm_provider must be one of {', '.join(LLM_PROVIDERS)} (or empty for none); "
+                f"got {self.llm_provider!r}."
             )
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")

@@ -22,7 +22,7 @@ from assistant.types import Answer, Hit
 class Assistant:
     """Search and answer over one index. Build with `Assistant.load()`."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, data: IndexData) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, data: IndexData, *, chat_model: Any = None) -> None:
         self.settings = settings
         self.embedder = embedder
         self.data = data
@@ -35,6 +35,7 @@ class Assistant:
             candidates=settings.fusion_candidates,
         )
         self.scorer = SentenceScorer(data)
+        self._chat_model = chat_model  # a LangChain chat model; default built from the LLM settings
         self._llm: Any = None
 
     @classmethod
@@ -44,8 +45,11 @@ class Assistant:
         *,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
+        chat_model: Any = None,
     ) -> Assistant:
         """Open the index at `index_dir` (default: settings.index_dir).
+
+        `chat_model` (any LangChain chat model) replaces the one LLM mode would build from the settings.
 
         Raises:
             IndexMissingError: nothing has been built there yet (run `assistant index`).
@@ -56,7 +60,7 @@ class Assistant:
             settings.embedding_model, batch_size=settings.embedding_batch_size
         )
         data = load_index(settings.index_dir, expect_fingerprint=embedder.fingerprint)
-        return cls(settings, embedder, data)
+        return cls(settings, embedder, data, chat_model=chat_model)
 
     @staticmethod
     def build(
@@ -156,7 +160,7 @@ class Assistant:
         mode = mode or self.settings.mode
         if mode not in ANSWER_MODES:
             raise QueryError(f"mode must be one of {', '.join(ANSWER_MODES)}; got {mode!r}.")
-        if mode == "llm" and not self.settings.llm_configured:
+        if mode == "llm" and not (self.settings.llm_configured or self._chat_model is not None):
             raise ConfigError(
                 "LLM mode is not configured: set ASSISTANT_LLM_PROVIDER (openai or ollama) and ASSISTANT_LLM_MODEL "
                 "(and ASSISTANT_LLM_BASE_URL for an OpenAI-compatible server), or use mode='extractive'."
@@ -208,7 +212,7 @@ class Assistant:
         if self._llm is None:
             from assistant.answer.llm import LLMBackend
 
-            self._llm = LLMBackend(self.settings, self.scorer, self.embedder)
+            self._llm = LLMBackend(self.settings, self.scorer, self.embedder, chat_model=self._chat_model)
         return self._llm
 
     def _clean_query(self, query: str) -> str:

@@ -90,3 +90,44 @@ def test_cli_index_reports_an_up_to_date_index(real_index: Path) -> None:
     result = CliRunner().invoke(main, ["index", "--index-dir", str(real_index)])
     assert result.exit_code == 0, result.output
     assert "up to date: 5 documents" in result.output
+
+
+@pytest.mark.slow
+def test_cli_ask_prints_a_cited_answer_or_json(real_index: Path) -> None:
+    args = ["ask", "How much EU funding supports border surveillance on Türkiye's eastern border with Iran?"]
+    args += ["--index-dir", str(real_index)]
+    text = CliRunner().invoke(main, args)
+    assert text.exit_code == 0, text.output
+    assert "220 million" in text.output and "Sources:" in text.output and "[1] " in text.output
+    data = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
+    assert {"question", "text", "citations", "abstained", "reason", "mode", "timings_ms", "hits"} <= set(data)
+    assert set(data["citations"][0]) == {
+        "marker", "doc", "title", "date", "section", "page", "chunk_id", "quote", "score", "supported",
+    }  # fmt: skip
+    bad_doc = CliRunner().invoke(main, [*args, "--doc", "nope.pdf"])
+    assert bad_doc.exit_code != 0 and "nope.pdf" in bad_doc.output and "Indexed documents" in bad_doc.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("Which EU agency runs the focus group on migrant smuggling for judicial actors?", "Eurojust"),
+        ("When was the EUR 100 million budget support agreement with Mauritania signed?", "14 November"),
+    ],
+)
+def test_real_model_answers_quote_the_source_verbatim(
+    real_index: Path, real_embedder, question: str, expected: str
+) -> None:  # type: ignore[no-untyped-def]
+    from assistant.core import Assistant
+    from assistant.ingest.markup import normalize_for_match
+
+    settings = Settings.from_env(environ={}, corpus_dir=ROOT / "corpus", index_dir=real_index)
+    loaded = Assistant.load(settings=settings, embedder=real_embedder)
+    answer = loaded.answer(question)
+    assert not answer.abstained and expected in answer.text
+    for c in answer.citations:
+        source = normalize_for_match((ROOT / "corpus" / c.doc).read_text(encoding="utf-8"))
+        assert normalize_for_match(c.quote) in source and c.supported
+    unanswerable = loaded.answer("What is the total EU budget allocated to the Return and Reintegration Facility?")
+    assert unanswerable.abstained and unanswerable.citations  # see-also passages

@@ -57,8 +57,20 @@ def test_headings_form_the_section_path_and_open_the_first_chunk(tmp_path: Path)
     chunks = _chunks(tmp_path, "doc.md", text)
     funding = next(c for c in chunks if "52.1" in c.text)
     assert funding.section == "Report > Funding"
-    assert funding.text.startswith("Funding\n")
+    assert funding.text.startswith("Report\nFunding\n")  # headings with nothing between them all open it
     assert next(c for c in chunks if "Returns rose" in c.text).section == "Report > Returns"
+
+
+def test_consecutive_headings_and_trailing_headings_lose_no_words(tmp_path: Path) -> None:
+    # Slide decks turn one-line items into headings; every word must still be in some chunk.
+    text = (
+        "# Round table - outcomes\n\n---\n\nMixed operations to cut charter costs\n\n---\n\n"
+        "## Use of the post arrival package\n\n## Joint REACT initiative\n\n## Revision of the data policy\n"
+    )
+    chunks = _chunks(tmp_path, "slides.md", text)
+    joined = " ".join(c.text for c in chunks)
+    for phrase in ("post arrival package", "Joint REACT initiative", "Revision of the data policy", "charter costs"):
+        assert phrase in joined
 
 
 def test_lists_stay_with_their_lead_in(tmp_path: Path) -> None:

@@ -18,7 +18,21 @@ SEE_ALSO = 3  # closest passages listed with an abstention
 # The best unit holding the figure/date asked for must score at least this share of the best unit overall
 # (dev gold: answerable questions >= 0.93, unanswerable ones 0.78-0.81; README "Answering").
 ANCHOR_RATIO = 0.88
-_MONTH_NAMES = ("January February March April May June July August September October November December").split()
+RIVAL_SCORE = 0.8  # a figure from another document counts as a competing answer above this share of the best
+_MONTH_NAMES = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +102,18 @@ def abstention(hits: Sequence[Hit], reason: str, confidence: float, scorer: Sent
         first = chunk.sentences[0] if chunk.sentences else None
         quote = collapse(chunk.sentence_text(first)) if first else collapse(chunk.text[:200])
         citations.append(
-            Citation(i, chunk.doc, chunk.title, chunk.date, chunk.section, chunk.page, chunk.chunk_id, quote,
-                     round(float(hit.score), 4), False)  # fmt: skip
+            Citation(
+                i,
+                chunk.doc,
+                chunk.title,
+                chunk.date,
+                chunk.section,
+                chunk.page,
+                chunk.chunk_id,
+                quote,
+                round(float(hit.score), 4),
+                False,
+            )
         )
     return Draft(ABSTAIN_TEXT, tuple(citations), (), True, reason, confidence)
 
@@ -133,11 +157,11 @@ def extractive_answer(
     # The anchor leads; other units join only when they add something.
     ordered = [anchor] + [u for u in units if u is not anchor]
     chosen = select(ordered, question, scorer)
-    chosen = _order_conflicts(chosen, ordered, question, scorer)
+    framed = _order_conflicts(chosen, ordered, question, scorer)
     texts: list[str] = []
     citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
-    for marker, (unit, frame) in enumerate(chosen, start=1):
+    for marker, (unit, frame) in enumerate(framed, start=1):
         body = trim(unit, question)
         quote, _, _ = quote_span(scorer, unit, body if body != unit.text else None)
         sentence = f"{frame}{body}"
@@ -162,26 +186,24 @@ def _order_conflicts(
     lead = chosen[0]
     if not has_figure(lead.text, question.numbers, ordinals=question.ordinal):
         return plain
-    lead_vec = scorer.vector(lead)
     rival = None
     for unit in ranked[1:12]:
         if unit.hit.chunk.doc == lead.hit.chunk.doc or unit.hit.chunk.date == lead.hit.chunk.date:
             continue
-        if unit.score < 0.75 * lead.score or not has_figure(unit.text, question.numbers, ordinals=question.ordinal):
+        if unit.score < RIVAL_SCORE * lead.score or not has_figure(
+            unit.text, question.numbers, ordinals=question.ordinal
+        ):
             continue
         lead_numbers = numbers(lead.text) - question.numbers
         if not (numbers(unit.text) - question.numbers) or (numbers(unit.text) - question.numbers) == lead_numbers:
-            continue
-        if float(scorer.vector(unit) @ lead_vec) < 0.6:
             continue
         rival = unit
         break
     if rival is None:
         return plain
     newer, older = sorted((lead, rival), key=lambda u: u.hit.chunk.date, reverse=True)
-    rest = [(u, "") for u in chosen if u is not lead and u is not rival and not u.overlaps(rival)]
     framed = [
-        (newer, f"As of {human_date(newer.hit.chunk.date)} ({newer.hit.chunk.title}): "),
+        (newer, f"As of {human_date(newer.hit.chunk.date)}: "),
         (older, f"Earlier ({human_date(older.hit.chunk.date)}): "),
     ]
-    return (framed + rest)[:3]
+    return framed

@@ -23,7 +23,8 @@ _FIGURE = re.compile(
     re.IGNORECASE,
 )
 _DATE = re.compile(
-    r"(?:^|[,;]\s*|\b(?:and|or|until|till|from|since|by|as of|but)\s+)when\b|\bwhat (?:date|year|day|month|time)\b|\bwhich (?:date|year|day|month)\b|\bsince (?:when|what)\b|"
+    r"(?:^|[,;]\s*|\b(?:and|or|until|till|from|since|by|as of|but)\s+)when\b|\bwhat (?:date|year|day|month|time)\b|"
+    r"\bwhich (?:date|year|day|month)\b|\bsince (?:when|what)\b|"
     r"\bin what year\b|\bon what date\b|\btime slot\b|\bwhat time\b|\bhow soon\b",
     re.IGNORECASE,
 )
@@ -65,15 +66,13 @@ def analyse(question: str) -> QuestionInfo:
     wants = set()
     heads = question_heads(question)
     for kind, pattern in (("figure", _FIGURE), ("date", _DATE), ("place", _PLACE), ("name", _NAME), ("list", _LIST)):
-        if any(pattern.search(head) for head in heads):
+        if any(_asks(pattern, head) for head in heads):
             wants.add(kind)
     terms = tuple(dict.fromkeys(content_terms(question, extra_stop=QUESTION_NOISE)))
     pins = bool(MONTH.search(question) or YEAR.search(question))
     ordinal = bool(re.search(r"\bwhich (?:anniversary|round|edition|meeting|time|report|numbered)\b", question, re.I))
     years = frozenset(YEAR.findall(question))
-    return QuestionInfo(
-        collapse(question), frozenset(wants), terms, frozenset(numbers(question)), pins, ordinal, years
-    )
+    return QuestionInfo(collapse(question), frozenset(wants), terms, frozenset(numbers(question)), pins, ordinal, years)
 
 
 def question_heads(question: str) -> list[str]:
@@ -82,8 +81,15 @@ def question_heads(question: str) -> list[str]:
     "What criterion decides which Member State examines ..." asks for a criterion, not a country; only
     the first words of the question and of each clause after "and", a comma or a semicolon are read.
     """
-    clauses = re.split(r"[,;]|\band\b", question)
-    return [" ".join(clause.split()[:6]) for clause in clauses if clause.strip()]
+    clauses = re.split(r"[,;]|\s[-–]\s|\band\b", question)
+    return [" ".join(clause.split()[:7]) for clause in clauses if clause.strip()]
+
+
+def _asks(pattern: re.Pattern[str], head: str) -> bool:
+    # The question word must open the clause (at most one word before it: "Roughly how many", "In which").
+    second_word = re.match(r"\s*\S+\s+\S+", head)
+    limit = second_word.end() - len(second_word.group().split()[-1]) if second_word else 0
+    return any(m.start() <= limit for m in pattern.finditer(head))
 
 
 def history_questions(history: Iterable[Any] | None) -> list[str]:
