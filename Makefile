@@ -22,7 +22,7 @@ index: setup
 
 run: setup
 	@test -f index/CURRENT || $(BIN)/assistant index
-	$(BIN)/assistant search "How many people had been relocated under the voluntary solidarity mechanism?" --top-k 3
+	$(BIN)/assistant ask "How many people have been relocated under the voluntary solidarity mechanism?"
 
 test: setup
 	$(BIN)/ruff check assistant tests eval
@@ -32,6 +32,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python eval/bench_index.py
+	$(BIN)/python eval/bench_answer.py
 
 clean:
 	rm -rf $(VENV) index/builds index/CURRENT
