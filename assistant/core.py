@@ -165,17 +165,17 @@ class Assistant:
                 "LLM mode is not configured: set ASSISTANT_LLM_PROVIDER (openai or ollama) and ASSISTANT_LLM_MODEL "
                 "(and ASSISTANT_LLM_BASE_URL for an OpenAI-compatible server), or use mode='extractive'."
             )
-        history = list(history or ())
-        notice = None
-        query = standalone(text, history)
-        if mode == "llm" and history:
-            query, notice = self._llm_backend().condense(text, history, fallback=query)
         top_k = self.settings.top_k if top_k is None else top_k
         if not isinstance(top_k, int) or top_k < 1:
             raise QueryError(f"top_k must be a positive whole number; got {top_k!r}.")
         search_mode = search_mode or self.settings.search_mode
         if search_mode not in SEARCH_MODES:
             raise QueryError(f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {search_mode!r}.")
+        history = list(history or ())
+        notice = None
+        query = standalone(text, history)
+        if mode == "llm" and history:
+            query, notice = self._llm_backend().condense(text, history, fallback=query)
         vector = self.embedder.embed_query(query)
         hits = self.retriever.search(query, top_k=top_k, mode=search_mode, filters=filters, vector=vector)
         retrieved = time.perf_counter()

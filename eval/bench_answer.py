@@ -135,8 +135,10 @@ def main() -> None:
     print(f"| answerable abstained | {false_abstain}/{answered} ({false_abstain / answered:.1%}) | <= 10% |")
     print(f"| quotes verbatim | {verbatim}/{quotes} | 100% |")
     print(f"| sentences supported | {supported}/{sentences} | |")
-    print(f"| warm answer p50 / p95 (ms) | {percentile(totals, 0.5):.1f} / {percentile(totals, 0.95):.1f} | <= 30 / 80 |")
-    print(f"| retrieve p50 / answer p50 (ms) | {percentile(retrieve, 0.5):.1f} / {percentile(answer_stage, 0.5):.1f} | |")
+    p50, p95 = percentile(totals, 0.5), percentile(totals, 0.95)
+    print(f"| warm answer p50 / p95 (ms) | {p50:.1f} / {p95:.1f} | <= 30 / 80 |")
+    stages = f"{percentile(retrieve, 0.5):.1f} / {percentile(answer_stage, 0.5):.1f}"
+    print(f"| retrieve p50 / answer p50 (ms) | {stages} | |")
     print("\nAbstention threshold sweep (ASSISTANT_ABSTAIN_THRESHOLD):\n")
     print("| threshold | unanswerable abstained | off-topic abstained | answerable abstained |")
     print("|---|---|---|---|")

@@ -194,6 +194,10 @@ def _order_conflicts(
             unit.text, question.numbers, ordinals=question.ordinal
         ):
             continue
+        # Only a figure said about the same thing competes: the question words next to both figures overlap.
+        lead_near = set().union(*scorer.windows(question, lead.text))
+        if not lead_near & set().union(*scorer.windows(question, unit.text)):
+            continue
         lead_numbers = numbers(lead.text) - question.numbers
         if not (numbers(unit.text) - question.numbers) or (numbers(unit.text) - question.numbers) == lead_numbers:
             continue

@@ -170,9 +170,13 @@ class SentenceScorer:
         question: "started on 30 March 2024" answers "when did it start", "informed ... in December
         2023" does not. Questions that ask for neither get the plain word coverage.
         """
-        wanted = question.wants & {"figure", "date"}
-        if not wanted:
+        if not question.wants & {"figure", "date"}:
             return self.coverage(question, set(content_terms(text)))
+        return max((self.coverage(question, terms) for terms in self.windows(question, text)), default=0.0)
+
+    def windows(self, question: QuestionInfo, text: str) -> list[set[str]]:
+        """The question's words found within WINDOW words of each figure or date (of the kind asked for)."""
+        wanted = question.wants & {"figure", "date"}
         tokens = list(re.finditer(r"\S+", text))
         spans = []
         if "date" in wanted:
@@ -182,14 +186,14 @@ class SentenceScorer:
             spans += [m.span() for m in NUMBER.finditer(text) if m.group() not in question.numbers]
             vocabulary = NUMBER_WORDS | ORDINALS if question.ordinal else NUMBER_WORDS
             spans += [t.span() for t in tokens if set(t.group().lower().strip(",.;:()").split("-")) & vocabulary]
-        best = 0.0
+        asked = set(question.terms)
+        out = []
         for start, end in spans:
             at = [i for i, t in enumerate(tokens) if t.start() < end and t.end() > start]
-            if not at:
-                continue
-            window = " ".join(t.group() for t in tokens[max(0, at[0] - WINDOW) : at[-1] + WINDOW + 1])
-            best = max(best, self.coverage(question, set(content_terms(window))))
-        return best
+            if at:
+                window = " ".join(t.group() for t in tokens[max(0, at[0] - WINDOW) : at[-1] + WINDOW + 1])
+                out.append(set(content_terms(window)) & asked)
+        return out
 
     def _span(self, question: QuestionInfo, ci: int, j: int) -> list[tuple[int, int]]:
         chunk = self.data.chunks[ci]
