@@ -184,7 +184,7 @@ class Assistant:
         used_llm = False
         if mode == "llm":
             # Yields the text as it arrives; returns the verified draft (or the extractive one on failure).
-            draft, llm_notice, used_llm = yield from self._llm_backend().generate(query, info, hits, draft)
+            draft, llm_notice, used_llm = yield from self._llm_backend().generate(query, hits, draft)
             notice = notice or llm_notice
         else:
             yield draft.text

@@ -77,7 +77,7 @@ def quote_span(scorer: SentenceScorer, unit: Unit, fragment: str | None = None) 
     return collapse(doc.text[start:end]), start, end
 
 
-def citation_for(scorer: SentenceScorer, unit: Unit, marker: int, sentence: str, quote: str) -> Citation:
+def citation_for(unit: Unit, marker: int, sentence: str, quote: str) -> Citation:
     chunk = unit.hit.chunk
     support = check_support(sentence, quote)
     return Citation(
@@ -94,7 +94,7 @@ def citation_for(scorer: SentenceScorer, unit: Unit, marker: int, sentence: str,
     )
 
 
-def abstention(hits: Sequence[Hit], reason: str, confidence: float, scorer: SentenceScorer) -> Draft:
+def abstention(hits: Sequence[Hit], reason: str, confidence: float) -> Draft:
     """The plain 'not in the documents' answer, with the closest passages as see-also citations."""
     citations = []
     for i, hit in enumerate(hits[:SEE_ALSO], start=1):
@@ -153,7 +153,7 @@ def extractive_answer(
             reason = f"the passages closest to the question do not give the {asked} it asks for"
         else:
             reason = f"no passage matches the question closely enough (confidence {confidence:.2f} < {threshold:.2f})"
-        return abstention(hits, reason, confidence, scorer)
+        return abstention(hits, reason, confidence)
     # The anchor leads; other units join only when they add something.
     ordered = [anchor] + [u for u in units if u is not anchor]
     chosen = select(ordered, question, scorer)
@@ -165,7 +165,7 @@ def extractive_answer(
         body = trim(unit, question)
         quote, _, _ = quote_span(scorer, unit, body if body != unit.text else None)
         sentence = f"{frame}{body}"
-        citation = citation_for(scorer, unit, marker, sentence, quote)
+        citation = citation_for(unit, marker, sentence, quote)
         citations.append(citation)
         sentences.append(AnswerSentence(sentence, (marker,), citation.supported))
         texts.append(f"{sentence} [{marker}]")

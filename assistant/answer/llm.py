@@ -18,7 +18,7 @@ import numpy as np
 
 from assistant.answer.compose import Draft, abstention
 from assistant.answer.extractive import SentenceScorer
-from assistant.answer.question import QuestionInfo, history_questions
+from assistant.answer.question import history_questions
 from assistant.answer.text import collapse
 from assistant.answer.verify import MARKER, best_similarity, check_support, split_answer
 from assistant.config import Settings
@@ -131,7 +131,7 @@ class LLMBackend:
         return (text[: self.settings.max_query_chars] if text else fallback), None
 
     def generate(
-        self, question: str, info: QuestionInfo, hits: Sequence[Hit], extractive: Draft
+        self, question: str, hits: Sequence[Hit], extractive: Draft
     ) -> Generator[str, None, tuple[Draft, str | None, bool]]:
         """Stream the model's answer, then return (verified draft, notice, whether the LLM answer is used)."""
         if not hits:
@@ -152,7 +152,7 @@ class LLMBackend:
         if not text:
             return extractive, "The language model returned nothing; showing the extractive answer instead.", False
         if NOT_FOUND in text or text.startswith(ABSTAIN_TEXT):
-            return abstention(hits, "the language model found no answer in the passages", 0.0, self.scorer), None, True
+            return abstention(hits, "the language model found no answer in the passages", 0.0), None, True
         draft = self.verify(text, used)
         if not any(s.supported for s in draft.sentences):
             notice = (
