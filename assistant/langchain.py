@@ -28,18 +28,8 @@ from assistant.types import Answer, Hit
 def to_document(hit: Hit) -> LCDocument:
     """A LangChain Document carrying the chunk text and everything needed to cite it."""
     c = hit.chunk
-    metadata = {
-        "doc": c.doc,
-        "title": c.title,
-        "date": c.date,
-        "section": c.section,
-        "page": c.page,
-        "chunk_id": c.chunk_id,
-        "rank": hit.rank,
-        "score": float(hit.score),
-        "start": c.start,
-        "end": c.end,
-    }
+    # The same fields `assistant search --json` prints, minus the text (it is the page content).
+    metadata = {k: v for k, v in hit.to_dict().items() if k != "text"} | {"start": c.start, "end": c.end}
     return LCDocument(page_content=c.text, metadata=metadata, id=c.chunk_id)
 
 
