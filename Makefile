@@ -30,6 +30,10 @@ test: setup
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
+# The evaluator's run: every system on the dev gold; report.md, report.json and plots in eval/reports/latest.
+eval: setup
+	$(BIN)/assistant eval --gold eval/gold/dev.jsonl --out eval/reports/latest
+
 bench: setup
 	$(BIN)/python eval/bench_index.py
 	$(BIN)/python eval/bench_answer.py

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,27 @@ def _fail_nicely(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@contextmanager
+def _progress_bar(labels: dict[str, str] | None = None) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr; yields progress(stage, done, total), one bar per stage."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    labels = labels or {}
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=False,
+    ) as bar:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield progress
+
+
 @click.group()
 def main() -> None:
     """Answer questions about the EU migration-policy documents, with cited passages."""
@@ -45,25 +67,11 @@ def main() -> None:
 @_fail_nicely
 def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> None:
     """Build or update the index from PATHS (files or folders; default: the corpus folder)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from assistant.core import Assistant
 
     settings = _settings(index_dir)
-    console = Console(stderr=True)
     labels = {"files": "Reading and chunking files", "embed": "Embedding chunks", "sentences": "Embedding sentences"}
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
-    ) as bar:  # fmt: skip
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(labels.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
+    with _progress_bar(labels) as progress:
         report = Assistant.build(settings, paths=list(paths) or None, rebuild=rebuild, progress=progress)
     verb = "Updated" if report.wrote else "Index is up to date:"
     click.echo(
@@ -159,6 +167,36 @@ def ask_cmd(
         click.echo(f'    "{c.quote}"')
     if result.abstained and result.reason:
         click.echo(f"\n(Why: {result.reason}.)")
+
+
+@main.command("eval")
+@click.option(
+    "--gold", type=click.Path(path_type=Path, dir_okay=False), default=Path("eval/gold/dev.jsonl"),
+    show_default=True, help="Gold questions (JSONL: id, question, answer, answer_keys, evidence, doc, type).",
+)  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("eval/reports/latest"),
+              show_default=True, help="Where report.json, report.md and the plots go.")  # fmt: skip
+@click.option(
+    "--systems", multiple=True,
+    help="Systems to compare, comma-separated or repeated: assistant, dense-only, bm25-only, llm, "
+    "langchain-baseline (default: all; llm only when configured).",
+)  # fmt: skip
+@click.option("--top-k", type=click.IntRange(1, 100), help="Passages each answer reads (default: 5).")
+@click.option("--index-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Reuse this built index instead of building a fresh one in a temporary directory.")  # fmt: skip
+@_fail_nicely
+def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None, index_dir: Path | None) -> None:
+    """Score the assistant, its ablations and a LangChain baseline on GOLD; write a report to OUT."""
+    from assistant.evaluation.harness import evaluate
+    from assistant.evaluation.report import comparison_table, write_report
+
+    names = [n.strip() for item in systems for n in item.split(",") if n.strip()] or None
+    with _progress_bar() as progress:
+        evaluation = evaluate(gold, settings=_settings(None), systems=names, top_k=top_k, index_dir=index_dir,
+                              progress=progress)  # fmt: skip
+    written = write_report(evaluation, out)
+    click.echo(comparison_table(evaluation))
+    click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
 
 
 if __name__ == "__main__":

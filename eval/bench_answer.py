@@ -9,7 +9,6 @@ text reaches the assistant; gold answers, keys and evidence are used for scoring
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from assistant import Assistant, Settings  # noqa: E402
 from assistant.answer.compose import extractive_answer  # noqa: E402
 from assistant.answer.question import analyse  # noqa: E402
 from assistant.evaluation.gold import load_gold  # noqa: E402
-from assistant.ingest.markup import normalize_for_match  # noqa: E402
+from assistant.evaluation.metrics import answer_words, is_verbatim, keys_found, percentile  # noqa: E402
 
 THRESHOLDS = (0.30, 0.35, 0.40, 0.44, 0.48, 0.52, 0.56, 0.60)
 # Questions far from the corpus: the absolute threshold is what declines these (the gold's unanswerable
@@ -42,16 +41,6 @@ OFF_TOPIC = (
 )
 
 
-def answer_words(text: str) -> int:
-    """Words of an answer: whitespace-separated tokens holding a letter or digit, [n] markers excluded."""
-    return sum(1 for t in re.sub(r"\[\d+\]", " ", text).split() if re.search(r"\w", t))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold" / "dev.jsonl")
@@ -67,7 +56,7 @@ def main() -> None:
             report = Assistant.build(settings)
             print(f"built {report.chunks} chunks in {report.seconds:.1f} s")
         assistant = Assistant.load(settings=settings)
-        sources = {name: normalize_for_match(doc.text) for name, doc in assistant.data.documents.items()}
+        sources = {name: doc.text for name, doc in assistant.data.documents.items()}
 
         answered = correct = false_abstain = noans = noans_abstained = 0
         words: list[int] = []
@@ -77,7 +66,7 @@ def main() -> None:
             result = assistant.answer(q.question)
             for c in result.citations:
                 quotes += 1
-                verbatim += normalize_for_match(c.quote) in sources.get(c.doc, "")
+                verbatim += is_verbatim(c.quote, sources.get(c.doc, ""))
             sentences += len(result.sentences)
             supported += sum(s.supported for s in result.sentences)
             if q.type == "unanswerable":
@@ -92,7 +81,7 @@ def main() -> None:
                 failures.append(f"{q.id} abstained: {result.reason}")
                 continue
             words.append(answer_words(result.text))
-            if all(k.lower() in result.text.lower() for k in q.answer_keys):
+            if len(keys_found(result.text, q.answer_keys)) == len(q.answer_keys):
                 correct += 1
             else:
                 failures.append(f"{q.id} missing {q.answer_keys}: {result.text[:100]}")
@@ -135,9 +124,9 @@ def main() -> None:
     print(f"| answerable abstained | {false_abstain}/{answered} ({false_abstain / answered:.1%}) | <= 10% |")
     print(f"| quotes verbatim | {verbatim}/{quotes} | 100% |")
     print(f"| sentences supported | {supported}/{sentences} | |")
-    p50, p95 = percentile(totals, 0.5), percentile(totals, 0.95)
+    p50, p95 = percentile(totals, 50), percentile(totals, 95)
     print(f"| warm answer p50 / p95 (ms) | {p50:.1f} / {p95:.1f} | <= 30 / 80 |")
-    stages = f"{percentile(retrieve, 0.5):.1f} / {percentile(answer_stage, 0.5):.1f}"
+    stages = f"{percentile(retrieve, 50):.1f} / {percentile(answer_stage, 50):.1f}"
     print(f"| retrieve p50 / answer p50 (ms) | {stages} | |")
     print("\nAbstention threshold sweep (ASSISTANT_ABSTAIN_THRESHOLD):\n")
     print("| threshold | unanswerable abstained | off-topic abstained | answerable abstained |")

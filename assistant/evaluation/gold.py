@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,14 @@ class GoldQuestion:
         return self.doc is not None
 
 
+def gold_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def load_gold(path: Path) -> list[GoldQuestion]:
     """Read and validate a gold file; any bad line raises AssistantError naming the line and field."""
     questions: list[GoldQuestion] = []
+    seen: dict[str, int] = {}
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -54,6 +60,21 @@ def load_gold(path: Path) -> list[GoldQuestion]:
             raise AssistantError(f"{where}: field 'doc' must be a file name or null.")
         if row["type"] not in TYPES:
             raise AssistantError(f"{where}: field 'type' must be one of {', '.join(TYPES)}; got {row['type']!r}.")
+        if (row["type"] == "unanswerable") != (row.get("doc") is None):
+            raise AssistantError(
+                f"{where}: field 'doc' must be null exactly when 'type' is 'unanswerable' "
+                f"(type {row['type']!r}, doc {row.get('doc')!r})."
+            )
+        if row.get("doc") is not None:
+            for name in ("answer_keys", "evidence"):
+                if not [v for v in row[name] if v.strip()]:
+                    raise AssistantError(
+                        f"{where}: field {name!r} must hold at least one string for an answerable "
+                        "question (it is what the answer and retrieval are scored against)."
+                    )
+        if row["id"] in seen:
+            raise AssistantError(f"{where}: field 'id' repeats {row['id']!r} from line {seen[row['id']]}.")
+        seen[row["id"]] = number
         questions.append(
             GoldQuestion(
                 id=row["id"],
