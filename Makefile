@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint index eval bench clean
+.PHONY: setup browser run test lint index eval bench clean
 
 setup: $(STAMP)
 
@@ -20,13 +20,17 @@ $(STAMP): pyproject.toml
 index: setup
 	$(BIN)/assistant index
 
+# The chat page on http://127.0.0.1:8501 (it builds the index first when there is none).
 run: setup
-	@test -f index/CURRENT || $(BIN)/assistant index
-	$(BIN)/assistant ask "How many people have been relocated under the voluntary solidarity mechanism?"
+	$(BIN)/assistant ui
 
-test: setup
-	$(BIN)/ruff check assistant tests eval
-	$(BIN)/ruff format --check assistant tests eval
+# Debian's Chromium for the browser test (never `playwright install`: no downloads from there).
+browser:
+	@test -x /usr/bin/chromium || apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
+test: setup browser
+	$(BIN)/ruff check assistant ui tests eval
+	$(BIN)/ruff format --check assistant ui tests eval
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -199,5 +199,26 @@ def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None,
     click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
 
 
+@main.command("ui")
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for everyone).")
+@_fail_nicely
+def ui_cmd(port: int, host: str) -> None:
+    """Start the chat page in the browser (Streamlit); builds the index first if there is none."""
+    import subprocess
+
+    from assistant.config import PROJECT_ROOT
+
+    app = PROJECT_ROOT / "ui" / "app.py"
+    if not app.exists():
+        raise AssistantError(f"The chat page {app} is missing; run `assistant ui` from a checkout of the project.")
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
+        "--browser.gatherUsageStats", "false", "--server.headless", "true",
+    ]  # fmt: skip
+    click.echo(f"Chat page on http://{host}:{port} (Ctrl-C to stop)")
+    sys.exit(subprocess.call(command))
+
+
 if __name__ == "__main__":
     main()

