@@ -43,7 +43,7 @@ def sniff(data: bytes) -> str | None:
 def safe_name(name: str) -> str:
     """A plain file name: no folders, no control or shell-special characters, spaces as dashes."""
     base = unicodedata.normalize("NFKC", Path(name.replace("\\", "/")).name).strip()
-    base = re.sub(r"[^\w.\-]+", "-", base).strip(".-")
+    base = re.sub(r"-+(?=\.)", "", re.sub(r"[^\w.\-]+", "-", base)).strip(".-")
     return base[:120]
 
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -20,6 +16,7 @@ from assistant.answer.llm import NOT_FOUND, format_passages
 from assistant.index.builder import build_index
 from assistant.tokens import count_tokens
 from tests.conftest import KeywordEmbedder
+from tests.llm_server import ScriptedLLM, serve
 
 QUESTION = "How many persons have been relocated under the mechanism?"
 
@@ -104,66 +101,10 @@ def loaded_hits(tmp_path: Path, embedder: KeywordEmbedder) -> list[Any]:
 # --- A real OpenAI-compatible server on 127.0.0.1, talked to by langchain-openai -------------------------
 
 
-class _Scripted(BaseHTTPRequestHandler):
-    replies: ClassVar[list[str]] = []
-    delay: ClassVar[float] = 0.0
-    requests: ClassVar[list[dict[str, Any]]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
-            self._reply()
-
-    def _reply(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        type(self).requests.append(body)
-        time.sleep(self.delay)
-        reply = type(self).replies.pop(0) if type(self).replies else NOT_FOUND
-        if body.get("stream"):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.end_headers()
-            for piece in _pieces(reply):
-                self._event({"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-            self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            self.wfile.write(b"data: [DONE]\n\n")
-            return
-        payload = {
-            "id": "cmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        }  # fmt: skip
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _event(self, delta: dict[str, Any]) -> None:
-        event = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "m", **delta}
-        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-        self.wfile.flush()
-
-
-def _pieces(text: str) -> Iterator[str]:
-    for i in range(0, len(text), 7):
-        yield text[i : i + 7]
-
-
 @pytest.fixture
 def server() -> Iterator[str]:
-    _Scripted.replies, _Scripted.delay, _Scripted.requests = [], 0.0, []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve() as url:
+        yield url
 
 
 def _openai(settings: Settings, embedder: KeywordEmbedder, base_url: str, **changes: Any) -> Assistant:
@@ -173,13 +114,13 @@ def _openai(settings: Settings, embedder: KeywordEmbedder, base_url: str, **chan
 def test_streaming_over_http_yields_text_then_the_verified_answer(
     settings: Settings, embedder: KeywordEmbedder, server: str
 ) -> None:
-    _Scripted.replies = ["Up to 25 November, 6012 persons have been relocated under the mechanism [1]."]
+    ScriptedLLM.replies = ["Up to 25 November, 6012 persons have been relocated under the mechanism [1]."]
     items = list(_openai(settings, embedder, server).stream_answer(QUESTION, mode="llm"))
     pieces, final = items[:-1], items[-1]
     assert len(pieces) > 3 and all(isinstance(p, str) for p in pieces)
     assert "".join(pieces).startswith("Up to 25 November")
     assert isinstance(final, Answer) and final.mode == "llm" and final.sentences[0].supported
-    request = _Scripted.requests[0]
+    request = ScriptedLLM.requests[0]
     assert request["model"] == "scripted" and request["stream"] is True
     prompt = request["messages"][-1]["content"]
     assert prompt.startswith("<passages>") and '<passage id="1"' in prompt and QUESTION in prompt
@@ -192,7 +133,7 @@ def test_llm_mode_from_the_environment(settings: Settings, embedder: KeywordEmbe
     configured = Settings.from_env(environ=env, corpus_dir=settings.corpus_dir, index_dir=settings.index_dir)
     assert configured.mode == "llm" and configured.llm_configured
     build_index(configured, embedder)
-    _Scripted.replies = ["The Commission approved EUR 52.1 million for smart borders [1]."]
+    ScriptedLLM.replies = ["The Commission approved EUR 52.1 million for smart borders [1]."]
     answer = Assistant.load(settings=configured, embedder=embedder).answer("How much for smart borders?")
     assert answer.mode == "llm" and "52.1" in answer.text
 
@@ -207,8 +148,8 @@ def test_an_unreachable_endpoint_falls_back_with_a_notice(settings: Settings, em
 
 
 def test_a_timeout_falls_back_with_a_notice(settings: Settings, embedder: KeywordEmbedder, server: str) -> None:
-    _Scripted.delay = 2.0
-    _Scripted.replies = ["Too late [1]."]
+    ScriptedLLM.delay = 2.0
+    ScriptedLLM.replies = ["Too late [1]."]
     started = time.perf_counter()
     answer = _openai(settings, embedder, server, llm_timeout=0.5).answer(QUESTION, mode="llm")
     assert time.perf_counter() - started < 5

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from assistant.feedback import FEEDBACK_FILE, FeedbackLog
+from tests.llm_server import ScriptedLLM, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "ui" / "app.py"
@@ -139,6 +140,44 @@ def test_uploads_are_checked_by_content_and_indexed(page_env: dict[str, Path]) -
     assert any("3 documents" in m.value for m in at.sidebar.markdown)
     _ask(at, "How much does the Gamma fund for border equipment hold?")
     assert "7.5 million" in _answers(at)[-1]
+
+
+def _llm_env(monkeypatch: pytest.MonkeyPatch, base_url: str, **extra: str) -> None:
+    variables = {"ASSISTANT_LLM_PROVIDER": "openai", "ASSISTANT_LLM_MODEL": "scripted",
+                 "ASSISTANT_LLM_BASE_URL": base_url, "ASSISTANT_MODE": "llm", **extra}  # fmt: skip
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_llm_mode_streams_then_shows_the_verified_answer(page_env: dict[str, Path], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    with serve() as url:
+        _llm_env(monkeypatch, url)
+        ScriptedLLM.replies = [
+            "Up to 25 November, 6012 persons have been relocated under the mechanism [1]. "
+            "All of them were flown to the Moon by Frontex [1]."
+        ]
+        at = _app()
+        assert at.sidebar.radio[0].value == "llm"
+        _ask(at, "How many persons have been relocated under the mechanism?")
+        assert ScriptedLLM.requests and ScriptedLLM.requests[-1]["stream"] is True
+    answer = _answers(at)[-1]
+    assert "6012 persons have been relocated" in answer
+    assert ":orange-background[All of them were flown to the Moon by Frontex\\.]" in answer  # failed verification
+    assert any("not supported by their sources" in c.value for c in at.caption)
+
+
+def test_a_failing_llm_endpoint_shows_a_notice_and_the_extractive_answer(
+    page_env: dict[str, Path], monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    _llm_env(monkeypatch, dead, ASSISTANT_LLM_TIMEOUT="5")
+    at = _app()
+    _ask(at, "How many persons have been relocated under the mechanism?")
+    assert at.info and "extractive" in at.info[0].value.lower()
+    assert "6012" in _answers(at)[-1]
+    assert not at.error
 
 
 # --- a real browser ----------------------------------------------------------------------------------------
