@@ -77,6 +77,28 @@ def test_first_visit_builds_the_index_and_a_question_gets_a_cited_answer(page_en
     assert any("<mark>" in p and "6012" in p for p in passages)  # the quoted words are highlighted
 
 
+def test_an_example_question_can_be_clicked(page_env: dict[str, Path]) -> None:
+    at = _app()
+    example = next(b for b in at.button if b.key and b.key.startswith("example-"))
+    example.click().run()
+    assert not at.exception
+    user = [m.markdown[0].value for m in at.chat_message if m.name == "user"]
+    assert len(user) == 1 and len(_answers(at)) == 1
+    assert not any(b.key and b.key.startswith("example-") for b in at.button)  # examples make way for the chat
+
+
+def test_a_damaged_index_is_a_short_error_naming_the_fix(page_env: dict[str, Path]) -> None:
+    _app()  # builds it
+    for path in (page_env["index"] / "builds").glob("*/vectors.faiss"):
+        path.write_bytes(path.read_bytes()[:100])
+    (page_env["index"] / "CURRENT").write_text((page_env["index"] / "CURRENT").read_text() + " ")  # a new key
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=180).run()
+    assert not at.exception
+    assert at.error and "assistant index --rebuild" in at.error[0].value
+
+
 def test_a_follow_up_uses_the_conversation(page_env: dict[str, Path]) -> None:
     at = _app()
     _ask(at, "Who will implement the Talent Partnership in Pakistan?")

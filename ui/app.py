@@ -42,10 +42,17 @@ CSS = """
 # --- loading ---------------------------------------------------------------------------------------------
 
 
-@st.cache_resource(show_spinner=False)
-def load_assistant(index_dir: str, generation: int) -> Assistant:
-    """One Assistant per index (and per corpus change: `generation` moves on after an upload)."""
+@st.cache_resource(show_spinner=False, max_entries=2)
+def load_assistant(index_dir: str, build: str) -> Assistant:
+    """One Assistant per published build: a rebuild (an upload here, or `assistant index`) loads the new one."""
     return Assistant.load(settings=Settings.from_env(index_dir=Path(index_dir)))
+
+
+def current_build(index_dir: Path) -> str:
+    try:
+        return (index_dir / "CURRENT").read_text(encoding="utf-8")
+    except OSError:
+        return ""
 
 
 def build_index(settings: Settings, label: str) -> Any:
@@ -67,7 +74,7 @@ def get_assistant(settings: Settings) -> Assistant | None:
     try:
         if not index_exists(settings.index_dir):
             build_index(settings, "No index yet: building it from the corpus (a minute or so)…")
-        return load_assistant(str(settings.index_dir), st.session_state.generation)
+        return load_assistant(str(settings.index_dir), current_build(settings.index_dir))
     except AssistantError as exc:
         st.error(str(exc))
     except Exception as exc:  # never a traceback on the page; the log has it
