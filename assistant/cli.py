@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from assistant.config import ANSWER_MODES, SEARCH_MODES, Settings
+from assistant.config import ANSWER_MODES, PROJECT_ROOT, SEARCH_MODES, Settings
 from assistant.errors import AssistantError
 
 
@@ -171,7 +171,7 @@ def ask_cmd(
 
 @main.command("eval")
 @click.option(
-    "--gold", type=click.Path(path_type=Path, dir_okay=False), default=Path("eval/gold/dev.jsonl"),
+    "--gold", type=click.Path(path_type=Path, dir_okay=False), default=PROJECT_ROOT / "eval" / "gold" / "dev.jsonl",
     show_default=True, help="Gold questions (JSONL: id, question, answer, answer_keys, evidence, doc, type).",
 )  # fmt: skip
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("eval/reports/latest"),
@@ -206,8 +206,6 @@ def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None,
 def ui_cmd(port: int, host: str) -> None:
     """Start the chat page in the browser (Streamlit); builds the index first if there is none."""
     import subprocess
-
-    from assistant.config import PROJECT_ROOT
 
     app = PROJECT_ROOT / "ui" / "app.py"
     if not app.exists():

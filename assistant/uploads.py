@@ -85,6 +85,7 @@ def save_upload(name: str, data: bytes, corpus_dir: Path, *, max_bytes: int = MA
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(partial, 0o644)  # like the other corpus files, not mkstemp's private mode
         os.replace(partial, target)
     except OSError as exc:
         Path(partial).unlink(missing_ok=True)

@@ -39,7 +39,6 @@ from assistant.ingest.sentences import split_sentences
 
 SYSTEMS = ("assistant", "dense-only", "bm25-only", "llm", "langchain-baseline")
 THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
-STAGES = ("retrieve", "answer", "total")
 PACKAGES = (
     "assistant", "torch", "sentence-transformers", "faiss-cpu", "bm25s", "numpy", "langchain-core",
     "langchain-community", "langchain-text-splitters", "langchain-huggingface", "langchain-openai",
@@ -219,7 +218,7 @@ def build_systems(
     baseline_embeddings: Any = None,
     index_dir: Path | None = None,
     progress: Progress | None = None,
-) -> tuple[dict[str, System], Assistant | None]:
+) -> tuple[dict[str, System], Assistant]:
     """Build (or open) what the requested systems need. The assistant's index is built fresh in
     `settings.index_dir` unless `index_dir` names an existing one to reuse (then build_s is None)."""
     unknown = [n for n in names if n not in SYSTEMS]
@@ -302,7 +301,6 @@ def evaluate(
             index_dir=index_dir,
             progress=progress,
         )
-        assert assistant is not None
         judge = SupportJudge(assistant.embedder)
         sources = {name: doc.text for name, doc in assistant.data.documents.items()}
         results: list[QuestionResult] = []
