@@ -38,9 +38,11 @@ test: setup browser
 eval: setup
 	$(BIN)/assistant eval --gold eval/gold/dev.jsonl --out eval/reports/latest
 
-bench: setup
+bench: setup browser
 	$(BIN)/python eval/bench_index.py
 	$(BIN)/python eval/bench_answer.py
+	@test -f index/CURRENT || $(BIN)/assistant index
+	$(BIN)/python eval/bench_ui.py
 
 clean:
 	rm -rf $(VENV) index/builds index/CURRENT

@@ -45,7 +45,9 @@ CSS = """
 @st.cache_resource(show_spinner=False, max_entries=2)
 def load_assistant(index_dir: str, build: str) -> Assistant:
     """One Assistant per published build: a rebuild (an upload here, or `assistant index`) loads the new one."""
-    return Assistant.load(settings=Settings.from_env(index_dir=Path(index_dir)))
+    assistant = Assistant.load(settings=Settings.from_env(index_dir=Path(index_dir)))
+    assistant.embedder.embed_query("warm-up")  # load the model now, not on the first person's question
+    return assistant
 
 
 def current_build(index_dir: Path) -> str:
@@ -74,7 +76,8 @@ def get_assistant(settings: Settings) -> Assistant | None:
     try:
         if not index_exists(settings.index_dir):
             build_index(settings, "No index yet: building it from the corpus (a minute or so)…")
-        return load_assistant(str(settings.index_dir), current_build(settings.index_dir))
+        with st.spinner("Loading the index and the language model…"):
+            return load_assistant(str(settings.index_dir), current_build(settings.index_dir))
     except AssistantError as exc:
         st.error(str(exc))
     except Exception as exc:  # never a traceback on the page; the log has it
@@ -244,6 +247,9 @@ def show_answer(turn: dict[str, Any], log_path: Path) -> None:
             passage = _passage_text(c.chunk_id)
             st.markdown(passage_html(passage or c.quote, c.quote), unsafe_allow_html=True)
             st.caption(f"{c.doc}" + (f" · page {c.page}" if c.page else ""))
+    st.caption(
+        f"{answer.mode.capitalize()} answer from {len(answer.hits)} passages in {answer.timings_ms['total']:.0f} ms."
+    )
     feedback(turn, log_path)
 
 
