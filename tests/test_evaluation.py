@@ -393,3 +393,26 @@ def test_cli_eval_with_the_real_model_and_baseline(tmp_path: Path, small_gold: P
         assert report["systems"][name]["build_s"] > 0
     assert report["systems"]["assistant"]["answer_key_accuracy"] == 1.0
     assert "| langchain-baseline |" in result.output
+
+
+def test_the_llm_system_is_scored_and_its_invented_sentences_count_against_it(
+    small_gold: Path, settings: Settings, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.llm_server import ScriptedLLM, serve
+
+    with serve() as url:
+        configured = settings.replace(llm_provider="openai", llm_model="scripted", llm_base_url=url)
+        reply = ("Up to 25 November, 6012 persons have been relocated under the mechanism [1]. "
+                 "They were all flown to the Moon by the mechanism [1].")  # fmt: skip
+        ScriptedLLM.replies = [reply] * 10
+        evaluation = evaluate(small_gold, settings=configured, embedder=embedder, thresholds=(0.5,),
+                              systems=["assistant", "llm"])  # fmt: skip
+    assert ScriptedLLM.requests  # the llm system really called the server
+    relocated = next(r for r in evaluation.for_system("llm") if r.question.id == "Q1")
+    assert relocated.answer.text.startswith("Up to 25 November")
+    assert (relocated.citation.citations, relocated.citation.supporting_citations) == (2, 1)
+    assert (relocated.citation.sentences, relocated.citation.supported_sentences) == (2, 1)
+    ours, llm = evaluation.summary("assistant"), evaluation.summary("llm")
+    assert ours["citation_precision"] == 1.0
+    assert llm["citation_precision"] is not None and llm["citation_precision"] < 1.0
+    assert "llm" not in evaluation.curves  # the threshold curve is for extractive answers
