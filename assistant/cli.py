@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -205,8 +206,6 @@ def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None,
 @_fail_nicely
 def ui_cmd(port: int, host: str) -> None:
     """Start the chat page in the browser (Streamlit); builds the index first if there is none."""
-    import subprocess
-
     app = PROJECT_ROOT / "ui" / "app.py"
     if not app.exists():
         raise AssistantError(f"The chat page {app} is missing; run `assistant ui` from a checkout of the project.")
@@ -215,7 +214,8 @@ def ui_cmd(port: int, host: str) -> None:
         "--browser.gatherUsageStats", "false", "--server.headless", "true",
     ]  # fmt: skip
     click.echo(f"Chat page on http://{host}:{port} (Ctrl-C to stop)")
-    sys.exit(subprocess.call(command))
+    sys.stdout.flush()
+    os.execv(sys.executable, command)  # become the server: signals (Ctrl-C, SIGTERM) reach it directly
 
 
 if __name__ == "__main__":

@@ -281,3 +281,14 @@ def test_a_real_browser_asks_a_question_and_reads_the_highlighted_source(real_in
             server.wait()
         log.close()
     shutil.copy(tmp_path / "streamlit.log", ARTIFACTS / "streamlit.log")
+
+
+def test_assistant_ui_serves_the_page_and_stops_on_sigterm(page_env: dict[str, Path]) -> None:
+    port = _free_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("assistant")), "ui", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}/_stcore/health", server)
+    finally:
+        server.terminate()
+        assert server.wait(timeout=15) is not None  # the server itself got the signal and stopped
