@@ -206,12 +206,15 @@ def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None,
 @_fail_nicely
 def ui_cmd(port: int, host: str) -> None:
     """Start the chat page in the browser (Streamlit); builds the index first if there is none."""
+    from assistant.uploads import MAX_UPLOAD_BYTES
+
     app = PROJECT_ROOT / "ui" / "app.py"
     if not app.exists():
         raise AssistantError(f"The chat page {app} is missing; run `assistant ui` from a checkout of the project.")
     command = [
         sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.headless", "true",
+        "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // 1_000_000)),  # the browser refuses bigger files
     ]  # fmt: skip
     click.echo(f"Chat page on http://{host}:{port} (Ctrl-C to stop)")
     sys.stdout.flush()

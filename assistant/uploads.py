@@ -16,7 +16,7 @@ from assistant.errors import AssistantError
 from assistant.ingest.loaders import LoadError, load_file
 from assistant.ingest.markup import strip_markup
 
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_BYTES = 20_000_000  # 20 MB
 KINDS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".txt": "text", ".md": "text", ".markdown": "text"}
 _HTML_START = re.compile(rb"^\s*(?:<!doctype html|<html|<head|<body|<meta|<div|<p[\s>]|<h[1-6][\s>])", re.I)
 

@@ -99,6 +99,14 @@ def test_a_damaged_index_is_a_short_error_naming_the_fix(page_env: dict[str, Pat
     assert at.error and "assistant index --rebuild" in at.error[0].value
 
 
+def test_a_document_with_a_malformed_date_does_not_break_the_page(page_env: dict[str, Path]) -> None:
+    (page_env["corpus"] / "metadata.json").write_text(json.dumps({"2024-01-10_alpha.md": {"date": "2024-13-45"}}))
+    at = _app()  # no exception, no error: the date range just leaves that document out
+    assert at.sidebar.date_input
+    _ask(at, "How many persons have been relocated under the mechanism?")
+    assert "6012" in _answers(at)[-1]
+
+
 def test_a_follow_up_uses_the_conversation(page_env: dict[str, Path]) -> None:
     at = _app()
     _ask(at, "Who will implement the Talent Partnership in Pakistan?")

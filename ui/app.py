@@ -136,7 +136,7 @@ def sidebar(assistant: Assistant, settings: Settings) -> dict[str, Any]:
             format_func=lambda doc_id: f"{data.documents[doc_id].title} ({data.documents[doc_id].date or 'undated'})",
             placeholder="All documents",
         )
-        dates = sorted(_as_date(d.date, end) for d in docs if d.date for end in (False, True))
+        dates = sorted(day for d in docs for end in (False, True) if (day := _as_date(d.date, end)))
         period: Any = ()
         if dates:
             slack = dt.timedelta(days=366)
@@ -171,20 +171,23 @@ def sidebar(assistant: Assistant, settings: Settings) -> dict[str, Any]:
     return {"mode": mode, "filters": None if filters.empty else filters, "top_k": top_k}
 
 
-def _as_date(value: str, end: bool = False) -> dt.date:
-    """An ISO date, possibly partial ("2024-12"): its first day, or with `end` its last."""
-    parts = [int(p) for p in value.split("-")]
-    if len(parts) == 3:
-        return dt.date(*parts)
-    if len(parts) == 1:
-        return dt.date(parts[0], 12, 31) if end else dt.date(parts[0], 1, 1)
-    first = dt.date(parts[0], parts[1], 1)
+def _as_date(value: str, end: bool = False) -> dt.date | None:
+    """An ISO date, possibly partial ("2024-12"): its first day, or with `end` its last; None if not a date."""
+    try:
+        parts = [int(p) for p in value.split("-")]
+        if len(parts) == 3:
+            return dt.date(*parts)
+        if len(parts) == 1:
+            return dt.date(parts[0], 12, 31) if end else dt.date(parts[0], 1, 1)
+        first = dt.date(parts[0], parts[1], 1)
+    except (ValueError, TypeError):
+        return None
     return (first + dt.timedelta(days=31)).replace(day=1) - dt.timedelta(days=1) if end else first
 
 
 def upload_box(settings: Settings) -> None:
     with st.expander("Add documents"):
-        limit = MAX_UPLOAD_BYTES // (1024 * 1024)
+        limit = MAX_UPLOAD_BYTES // 1_000_000
         files = st.file_uploader(
             f"Text, Markdown, HTML or PDF, up to {limit} MB each",
             type=["txt", "md", "html", "htm", "pdf"],
@@ -370,4 +373,8 @@ def main() -> None:
             st.rerun()
 
 
-main()
+try:
+    main()
+except Exception as exc:  # the last line of defence: a short message on the page, the traceback in the log
+    log.exception("the chat page failed")
+    st.error(f"Something went wrong on this page ({exc.__class__.__name__}). Reload it; if it persists, see the log.")
