@@ -33,10 +33,10 @@ def quote_spans(passage: str, quote: str) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
-def passage_html(passage: str, quote: str) -> str:
-    """The passage as escaped HTML with the quoted words in <mark>; line breaks kept."""
+def passage_html(passage: str, *quotes: str) -> str:
+    """The passage as escaped HTML with each quote's words in <mark>; line breaks kept."""
     out, pos = [], 0
-    for start, end in quote_spans(passage, quote):
+    for start, end in sorted(span for quote in quotes for span in quote_spans(passage, quote)):
         if start < pos:
             continue
         out.append(_escape(passage[pos:start]))
@@ -49,6 +49,15 @@ def passage_html(passage: str, quote: str) -> str:
 def _escape(text: str) -> str:
     # Entities for $ keep Streamlit's Markdown from reading LaTeX; <br> keeps the passage's lines.
     return html.escape(text).replace("$", "&#36;").replace("\n", "<br>")
+
+
+def by_passage(citations: Sequence[Citation]) -> list[list[Citation]]:
+    """Citations grouped by the passage they point to, in order of first mention: an answer that quotes two
+    sentences of one passage shows that passage once, under both markers."""
+    groups: dict[str, list[Citation]] = {}
+    for c in citations:
+        groups.setdefault(c.chunk_id, []).append(c)
+    return list(groups.values())
 
 
 def where(citation: Citation) -> str:

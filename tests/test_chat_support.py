@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from assistant.errors import AssistantError
 from assistant.feedback import FeedbackLog
-from assistant.present import answer_markdown, conversation_markdown, md_escape, passage_html, quote_spans
+from assistant.present import answer_markdown, by_passage, conversation_markdown, md_escape, passage_html, quote_spans
 from assistant.types import ABSTAIN_TEXT, Answer, AnswerSentence, Citation
 from assistant.uploads import UploadError, safe_name, save_upload, sniff
 
@@ -48,6 +49,16 @@ def test_passage_html_escapes_and_highlights() -> None:
     assert "<script>" not in out and "&lt;script&gt;" in out
     assert "$" not in out and "&#36;5" in out  # no LaTeX in Streamlit's Markdown
     assert "<br><mark>The fund holds EUR 7.5 million for borders.</mark>" in out
+
+
+def test_several_quotes_of_one_passage_are_all_highlighted_and_grouped() -> None:
+    passage = "First sentence here. Second one. Third sentence is also quoted."
+    out = passage_html(passage, "Third sentence is also quoted.", "First sentence here.")
+    assert out == ('<div class="passage"><mark>First sentence here.</mark> Second one. '
+                   "<mark>Third sentence is also quoted.</mark></div>")  # fmt: skip
+    one, other = _citation(1, "a"), _citation(2, "c")
+    two = dataclasses.replace(_citation(3, "b"), chunk_id=one.chunk_id)  # another sentence of passage [1]
+    assert by_passage([one, other, two]) == [[one, two], [other]]
 
 
 def test_md_escape_shows_text_literally() -> None:

@@ -23,7 +23,7 @@ from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.feedback import FEEDBACK_FILE, FeedbackLog
 from assistant.index.store import index_exists
-from assistant.present import answer_markdown, conversation_markdown, md_escape, passage_html, where
+from assistant.present import answer_markdown, by_passage, conversation_markdown, md_escape, passage_html, where
 from assistant.retrieve import Filters
 from assistant.types import Answer
 from assistant.uploads import MAX_UPLOAD_BYTES, UploadError, save_upload
@@ -242,14 +242,18 @@ def show_answer(turn: dict[str, Any], log_path: Path) -> None:
             st.caption(f"Searched for: {answer.standalone_question}")
         if not answer.supported:
             st.caption(":orange[Sentences marked in orange are not supported by their sources.]")
-    for c in answer.citations:
-        label = f"[{c.marker}] {where(c)}"
-        if not c.supported and not answer.abstained:
-            label += " — does not support its sentence"
+    for group in by_passage(answer.citations):
+        first = group[0]
+        label = " ".join(f"[{c.marker}]" for c in group) + f" {where(first)}"
+        failed = [f"[{c.marker}]" for c in group if not c.supported]
+        if failed and not answer.abstained:
+            label += f" — {' '.join(failed)} does not support its sentence"
         with st.expander(label):
-            passage = _passage_text(c.chunk_id)
-            st.markdown(passage_html(passage or c.quote, c.quote), unsafe_allow_html=True)
-            st.caption(f"{c.doc}" + (f" · page {c.page}" if c.page else ""))
+            quotes = [c.quote for c in group]
+            st.markdown(
+                passage_html(_passage_text(first.chunk_id) or " … ".join(quotes), *quotes), unsafe_allow_html=True
+            )
+            st.caption(f"{first.doc}" + (f" · page {first.page}" if first.page else ""))
     st.caption(
         f"{answer.mode.capitalize()} answer from {len(answer.hits)} passages in {answer.timings_ms['total']:.0f} ms."
     )
