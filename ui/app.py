@@ -228,7 +228,7 @@ def add_documents(settings: Settings, files: list[Any]) -> None:
 # --- answers ---------------------------------------------------------------------------------------------
 
 
-def show_answer(turn: dict[str, Any], log_path: Path) -> None:
+def show_answer(turn: dict[str, Any], assistant: Assistant, log_path: Path) -> None:
     answer: Answer = turn["answer"]
     if answer.notice:
         st.info(answer.notice, icon="ℹ️")
@@ -250,9 +250,8 @@ def show_answer(turn: dict[str, Any], log_path: Path) -> None:
             label += f" — {' '.join(failed)} does not support its sentence"
         with st.expander(label):
             quotes = [c.quote for c in group]
-            st.markdown(
-                passage_html(_passage_text(first.chunk_id) or " … ".join(quotes), *quotes), unsafe_allow_html=True
-            )
+            passage = _passage_text(assistant, first.chunk_id) or " … ".join(quotes)
+            st.markdown(passage_html(passage, *quotes), unsafe_allow_html=True)
             st.caption(f"{first.doc}" + (f" · page {first.page}" if first.page else ""))
     st.caption(
         f"{answer.mode.capitalize()} answer from {len(answer.hits)} passages in {answer.timings_ms['total']:.0f} ms."
@@ -260,9 +259,9 @@ def show_answer(turn: dict[str, Any], log_path: Path) -> None:
     feedback(turn, log_path)
 
 
-def _passage_text(chunk_id: str) -> str:
-    assistant: Assistant = st.session_state.assistant
-    return next((c.text for c in assistant.data.chunks if c.chunk_id == chunk_id), "")
+def _passage_text(assistant: Assistant, chunk_id: str) -> str:
+    index = assistant.scorer.position.get(chunk_id)  # chunk_id -> position, kept by the answerer already
+    return assistant.data.chunks[index].text if index is not None else ""
 
 
 def feedback(turn: dict[str, Any], log_path: Path) -> None:
@@ -347,7 +346,6 @@ def main() -> None:
     assistant = get_assistant(settings)
     if assistant is None:
         return
-    st.session_state.assistant = assistant
     options = sidebar(assistant, settings)
     log_path = settings.index_dir / FEEDBACK_FILE
 
@@ -362,7 +360,7 @@ def main() -> None:
         with st.chat_message("user"):
             st.markdown(md_escape(turn["answer"].question))
         with st.chat_message("assistant"):
-            show_answer(turn, log_path)
+            show_answer(turn, assistant, log_path)
 
     typed = st.chat_input("Ask about the documents…")
     question = typed or st.session_state.pending

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from assistant.answer.text import STOPWORDS
@@ -64,10 +64,10 @@ class AssistantSystem:
     search_mode: str = "hybrid"
     mode: str = "extractive"
     top_k: int | None = None
-    _passages: dict[str, str] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self._passages = {c.chunk_id: c.text for c in self.assistant.data.chunks}
+    def _passage(self, chunk_id: str) -> str:
+        index = self.assistant.scorer.position.get(chunk_id)
+        return self.assistant.data.chunks[index].text if index is not None else ""
 
     @property
     def has_threshold(self) -> bool:
@@ -90,8 +90,7 @@ class AssistantSystem:
             text=result.text,
             abstained=result.abstained,
             citations=tuple(
-                Cited(c.marker, c.doc, c.chunk_id, c.quote, self._passages.get(c.chunk_id, ""))
-                for c in result.citations
+                Cited(c.marker, c.doc, c.chunk_id, c.quote, self._passage(c.chunk_id)) for c in result.citations
             ),
             retrieved=tuple(Retrieved(h.chunk.chunk_id, h.chunk.doc, h.chunk.text) for h in hits),
             timings_ms=dict(result.timings_ms),
