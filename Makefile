@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test lint index eval bench clean
+.PHONY: setup browser run test lint index train eval bench clean
 
 setup: $(STAMP)
 
@@ -34,9 +34,16 @@ test: setup browser
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-# The evaluator's run: every system on the dev gold; report.md, report.json and plots in eval/reports/latest.
+# Fit the answer scorer on the dev gold (assistant/answer/weights.json, committed) and cross-validate it
+# (leave one document out: eval/reports/cv/cv.md). Deterministic: the same gold and index give the same file.
+train: setup
+	$(BIN)/assistant index
+	$(BIN)/assistant train --gold eval/gold/dev.jsonl --cv eval/reports/cv
+
+# The evaluator's run: every system on the dev gold plus the scorer's cross-validation; report.md, report.json,
+# cv.md and plots in eval/reports/latest.
 eval: setup
-	$(BIN)/assistant eval --gold eval/gold/dev.jsonl --out eval/reports/latest
+	$(BIN)/assistant eval --gold eval/gold/dev.jsonl --out eval/reports/latest --cv
 
 bench: setup browser
 	$(BIN)/python eval/bench_index.py

@@ -185,8 +185,11 @@ def ask_cmd(
 @click.option("--top-k", type=click.IntRange(1, 100), help="Passages each answer reads (default: 5).")
 @click.option("--index-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Reuse this built index instead of building a fresh one in a temporary directory.")  # fmt: skip
+@click.option("--cv", is_flag=True, help="Also cross-validate the answer scorer (leave one document out) into OUT.")
 @_fail_nicely
-def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None, index_dir: Path | None) -> None:
+def eval_cmd(
+    gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None, index_dir: Path | None, cv: bool
+) -> None:
     """Score the assistant, its ablations and a LangChain baseline on GOLD; write a report to OUT."""
     from assistant.evaluation.harness import evaluate
     from assistant.evaluation.report import comparison_table, write_report
@@ -197,7 +200,49 @@ def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None,
                               progress=progress)  # fmt: skip
     written = write_report(evaluation, out)
     click.echo(comparison_table(evaluation))
+    if cv and evaluation.assistant is not None:
+        from assistant.evaluation.gold import load_gold
+        from assistant.training import cross_validate
+        from assistant.training.report import cv_table, write_cv_report
+
+        with _progress_bar() as progress:
+            report = cross_validate(evaluation.assistant, load_gold(gold), progress=progress)
+        click.echo(cv_table(report))
+        written += write_cv_report(report, out)
     click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
+
+
+@main.command("train")
+@click.option("--gold", type=click.Path(path_type=Path, dir_okay=False), show_default=True,
+              default=PROJECT_ROOT / "eval" / "gold" / "dev.jsonl",
+              help="Gold questions to fit on (their evidence quotes label the candidates).")  # fmt: skip
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to write the weights (default: assistant/answer/weights.json).")  # fmt: skip
+@click.option("--cv", "cv_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Also cross-validate (leave one document out); write cv.json, cv.md and a plot here.")  # fmt: skip
+@click.option("--index-dir", type=click.Path(path_type=Path, file_okay=False))
+@_fail_nicely
+def train_cmd(gold: Path, out: Path | None, cv_dir: Path | None, index_dir: Path | None) -> None:
+    """Fit the answer scorer on GOLD with the built index; write the weights as JSON."""
+    from assistant.answer.model import WEIGHTS_PATH
+    from assistant.core import Assistant
+    from assistant.evaluation.gold import load_gold
+    from assistant.training import cross_validate, train
+    from assistant.training.report import cv_table, write_cv_report
+
+    assistant = Assistant.load(settings=_settings(index_dir), load_weights=False)
+    with _progress_bar() as progress:
+        model, report = train(assistant, gold, out=out or WEIGHTS_PATH, progress=progress)
+    click.echo(
+        f"Trained on {report.questions} questions ({report.units} candidate units, {report.positives} quoting the "
+        f"evidence) in {report.seconds:.1f} s; abstention threshold {report.threshold:.3f}. Wrote {report.path}"
+    )
+    if cv_dir is not None:
+        assistant.scorer.model = model
+        with _progress_bar() as progress:
+            cv = cross_validate(assistant, load_gold(gold), progress=progress)
+        click.echo(cv_table(cv))
+        click.echo(f"Wrote {', '.join(str(p) for p in write_cv_report(cv, cv_dir))}")
 
 
 @main.command("ui")

@@ -47,8 +47,9 @@ class Settings:
     max_query_chars: int = 2000
     # Answering. "extractive" (default, offline) quotes source sentences; "llm" writes with a chat model.
     mode: str = "extractive"
-    # Below this confidence the extractive answerer abstains (calibrated on the dev gold; README "Answering").
-    abstain_threshold: float = 0.48
+    # Below this answerability probability the extractive answerer abstains. Empty: the threshold learned by
+    # `assistant train` (stored with the weights, chosen by cross-validation; README "Answering").
+    abstain_threshold: float | None = None
     # Sentences whose citations fail verification: shown marked as unsupported (False) or left out (True).
     drop_unsupported: bool = False
     # LLM mode: an OpenAI-compatible endpoint (vLLM, llama.cpp, LM Studio, Ollama's /v1) or Ollama itself.
@@ -75,6 +76,8 @@ class Settings:
                 f"llm_provider must be one of {', '.join(LLM_PROVIDERS)} (or empty for none); "
                 f"got {self.llm_provider!r}."
             )
+        if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
+            raise ConfigError(f"abstain_threshold must be a probability between 0 and 1; got {self.abstain_threshold}.")
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
         if not 64 <= self.chunk_max_tokens <= 256:
@@ -108,6 +111,7 @@ class Settings:
 def _convert(name: str, raw: str, cls: type[Settings]) -> Any:
     default = {f.name: f for f in dataclasses.fields(cls)}[name]
     kind = default.type if isinstance(default.type, str) else getattr(default.type, "__name__", "str")
+    kind = kind.replace(" | None", "")
     try:
         if kind == "int":
             return int(raw)

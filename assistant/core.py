@@ -9,6 +9,7 @@ from typing import Any
 
 from assistant.answer.compose import Draft, extractive_answer
 from assistant.answer.extractive import SentenceScorer
+from assistant.answer.model import AnswerModel, load_model
 from assistant.answer.question import analyse, standalone
 from assistant.config import ANSWER_MODES, SEARCH_MODES, Settings
 from assistant.errors import ConfigError, QueryError
@@ -22,7 +23,16 @@ from assistant.types import Answer, Hit
 class Assistant:
     """Search and answer over one index. Build with `Assistant.load()`."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, data: IndexData, *, chat_model: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        data: IndexData,
+        *,
+        chat_model: Any = None,
+        model: AnswerModel | None = None,
+        load_weights: bool = True,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.data = data
@@ -34,7 +44,9 @@ class Assistant:
             rrf_k=settings.rrf_k,
             candidates=settings.fusion_candidates,
         )
-        self.scorer = SentenceScorer(data)
+        # The learned answer scorer (answer/weights.json); a missing or mismatched file is refused here.
+        # Training builds candidates before any weights exist, so it opens the assistant without them.
+        self.scorer = SentenceScorer(data, model or (load_model() if load_weights else None))
         self._chat_model = chat_model  # a LangChain chat model; default built from the LLM settings
         self._llm: Any = None
 
@@ -46,6 +58,7 @@ class Assistant:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         chat_model: Any = None,
+        load_weights: bool = True,
     ) -> Assistant:
         """Open the index at `index_dir` (default: settings.index_dir).
 
@@ -60,7 +73,7 @@ class Assistant:
             settings.embedding_model, batch_size=settings.embedding_batch_size
         )
         data = load_index(settings.index_dir, expect_fingerprint=embedder.fingerprint)
-        return cls(settings, embedder, data, chat_model=chat_model)
+        return cls(settings, embedder, data, chat_model=chat_model, load_weights=load_weights)
 
     @staticmethod
     def build(
@@ -206,6 +219,7 @@ class Assistant:
             sentences=draft.sentences,
             standalone_question=query,
             notice=notice,
+            confidence=draft.confidence,
         )
 
     def _llm_backend(self) -> Any:

@@ -4,6 +4,7 @@ AssistantError                 base: the CLI and the UI catch it and show its me
  ├── ConfigError               a setting is wrong (bad model path, unknown mode)
  ├── IndexMissingError         no index has been built at the configured place
  ├── IndexCorruptError         the index on disk is damaged, truncated or from another model/format
+ ├── ModelError                the answer scorer's weights are missing, damaged or from other code
  └── QueryError                the question or search request cannot be used as given
 
 Every message says what to do next.
@@ -26,6 +27,10 @@ class IndexMissingError(AssistantError):
 
 class IndexCorruptError(AssistantError):
     """The index on disk cannot be trusted (damaged, truncated or mismatched)."""
+
+
+class ModelError(AssistantError):
+    """The learned answer-scoring weights cannot be used (missing, damaged, or for other features)."""
 
 
 class QueryError(AssistantError):

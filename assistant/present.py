@@ -60,6 +60,15 @@ def by_passage(citations: Sequence[Citation]) -> list[list[Citation]]:
     return list(groups.values())
 
 
+def confidence_label(confidence: float) -> tuple[str, str]:
+    """A badge for Answer.confidence (the learned probability that the documents answer): label and colour."""
+    if confidence >= 0.8:
+        return "High", "green"
+    if confidence >= 0.5:
+        return "Medium", "orange"
+    return "Low", "red"
+
+
 def where(citation: Citation) -> str:
     """Title, date, section and page of a citation, for a source line."""
     parts = [citation.title or citation.doc]
@@ -93,7 +102,7 @@ def conversation_markdown(turns: Sequence[Answer], *, title: str = "Conversation
     for i, answer in enumerate(turns, start=1):
         lines += [f"## {i}. {answer.question}", ""]
         if answer.abstained:
-            lines += [f"> {answer.text}", "", "Closest passages:" if answer.citations else "", ""]
+            lines += [f"> {answer.text}", "", "Closest passages (see also):" if answer.citations else "", ""]
         else:
             for sentence in answer.sentences or ():
                 markers = "".join(f"[{n}]" for n in sentence.markers)

@@ -113,6 +113,7 @@ class Citation:
     quote: str  # verbatim source text (whitespace collapsed): a substring of the document's text
     score: float  # support score of the sentence by this passage, 0..1
     supported: bool
+    quotes: tuple[str, ...] = ()  # every quote from this passage when several answer sentences cite it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +149,7 @@ class Answer:
     sentences: tuple[AnswerSentence, ...] = ()
     standalone_question: str = ""  # the question as searched, after resolving a follow-up
     notice: str | None = None  # something the reader should know (an LLM failure and its fallback)
+    confidence: float | None = None  # probability that the documents answer the question (learned, calibrated)
 
     @property
     def supported(self) -> bool:
@@ -165,6 +167,7 @@ class Answer:
             "sentences": [s.to_dict() for s in self.sentences],
             "standalone_question": self.standalone_question,
             "notice": self.notice,
+            "confidence": None if self.confidence is None else round(float(self.confidence), 4),
             "hits": [
                 {"rank": h.rank, "doc": h.chunk.doc, "chunk_id": h.chunk.chunk_id, "score": round(float(h.score), 6)}
                 for h in self.hits

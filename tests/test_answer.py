@@ -22,14 +22,14 @@ from tests.conftest import KeywordEmbedder
     ("question", "wants"),
     [
         ("How many people were relocated in 2024?", {"figure"}),
-        ("How much funding was approved for smart borders?", {"figure"}),
+        ("How much funding was approved for smart borders?", {"figure", "money"}),
         ("When was the agreement with Mauritania signed?", {"date"}),
         ("Where and when was the conference planned?", {"date", "place"}),
-        ("Who is implementing the centre, and how is it funded?", {"name"}),
-        ("Which countries are due for a Schengen evaluation?", {"list"}),
+        ("Who is implementing the centre, and how is it funded?", {"person", "org", "description"}),
+        ("Which countries are due for a Schengen evaluation?", {"list", "place"}),
         ("What were the main outcomes of the round table?", {"list"}),
-        ("What is the main limitation of the data when it comes to comparing outcomes?", set()),
-        ("What criterion decides which Member State examines an application?", set()),
+        ("What is the main limitation of the data when it comes to comparing outcomes?", {"description"}),
+        ("What criterion decides which Member State examines an application?", {"description"}),
     ],
 )
 def test_questions_say_what_kind_of_answer_they_want(question: str, wants: set[str]) -> None:
@@ -117,7 +117,8 @@ def test_an_extractive_answer_quotes_and_cites_the_source(loaded: Assistant) -> 
 
 def test_a_question_the_documents_do_not_answer_is_declined(loaded: Assistant) -> None:
     answer = loaded.answer("What is the boiling point of mercury on Venus?")
-    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.reason
+    assert answer.abstained and answer.text.startswith(ABSTAIN_TEXT) and answer.reason
+    assert answer.reason in answer.text  # what is missing is said, not only that something is
     assert all(not c.supported for c in answer.citations)  # see-also passages, not support
 
 

@@ -85,7 +85,7 @@ def test_conversation_markdown_has_questions_answers_and_sources() -> None:
     assert "## 1. How many were relocated?" in out and "## 2. How many were relocated?" in out
     assert "6012 persons were relocated. [1]" in out
     assert '- [1] Alpha report · 2024-01-10 · Relocation · p. 3 — 2024-01-10_alpha.md\n  > "6012 persons"' in out
-    assert f"> {ABSTAIN_TEXT}" in out and "Closest passages:" in out
+    assert f"> {ABSTAIN_TEXT}" in out and "Closest passages (see also):" in out
 
 
 # --- uploads ---------------------------------------------------------------------------------------------

@@ -23,7 +23,15 @@ from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.feedback import FEEDBACK_FILE, FeedbackLog
 from assistant.index.store import index_exists
-from assistant.present import answer_markdown, by_passage, conversation_markdown, md_escape, passage_html, where
+from assistant.present import (
+    answer_markdown,
+    by_passage,
+    confidence_label,
+    conversation_markdown,
+    md_escape,
+    passage_html,
+    where,
+)
 from assistant.retrieve import Filters
 from assistant.types import Answer
 from assistant.uploads import MAX_UPLOAD_BYTES, UploadError, save_upload
@@ -233,11 +241,17 @@ def show_answer(turn: dict[str, Any], assistant: Assistant, log_path: Path) -> N
     if answer.notice:
         st.info(answer.notice, icon="ℹ️")
     if answer.abstained:
-        st.warning("The documents don't answer this.", icon="🔍")
+        st.warning(f"The documents don't answer this. {answer.reason or ''}".strip(), icon="🔍")
         if answer.citations:
-            st.caption("Closest passages, in case they help:")
+            st.caption("See also — the closest passages, which do not answer it:")
     else:
         st.markdown(answer_markdown(answer))
+        if answer.confidence is not None:
+            label, colour = confidence_label(answer.confidence)
+            st.markdown(
+                f":{colour}-badge[{label} confidence]",
+                help=f"Probability that the documents answer this question: {answer.confidence:.2f}",
+            )
         if answer.standalone_question and answer.standalone_question != answer.question:
             st.caption(f"Searched for: {answer.standalone_question}")
         if not answer.supported:
@@ -249,7 +263,7 @@ def show_answer(turn: dict[str, Any], assistant: Assistant, log_path: Path) -> N
         if failed and not answer.abstained:
             label += f" — {' '.join(failed)} does not support its sentence"
         with st.expander(label):
-            quotes = [c.quote for c in group]
+            quotes = [q for c in group for q in (c.quotes or (c.quote,))]
             passage = _passage_text(assistant, first.chunk_id) or " … ".join(quotes)
             st.markdown(passage_html(passage, *quotes), unsafe_allow_html=True)
             st.caption(f"{first.doc}" + (f" · page {first.page}" if first.page else ""))

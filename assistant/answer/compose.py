@@ -8,31 +8,23 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from assistant.answer.extractive import SentenceScorer, Unit, select, trim, type_match
+from assistant.answer.extractive import SentenceScorer, Unit, select, trim
+from assistant.answer.features import answerability_row, holds_asked_value
+from assistant.answer.model import RETRAIN
 from assistant.answer.question import QuestionInfo
-from assistant.answer.text import collapse, has_figure, numbers
+from assistant.answer.text import collapse, numbers
 from assistant.answer.verify import check_support
+from assistant.errors import ModelError
 from assistant.types import ABSTAIN_TEXT, AnswerSentence, Citation, Hit
 
 SEE_ALSO = 3  # closest passages listed with an abstention
-# The best unit holding the figure/date asked for must score at least this share of the best unit overall
-# (dev gold: answerable questions >= 0.93, unanswerable ones 0.78-0.81; README "Answering").
-ANCHOR_RATIO = 0.88
-RIVAL_SCORE = 0.8  # a figure from another document counts as a competing answer above this share of the best
+RIVAL_SHARE = 0.6  # a figure from another document competes when its unit scores this share of the best
 _MONTH_NAMES = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-]
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+]  # fmt: skip
+_KIND_NAMES = {"money": "amount", "percent": "percentage", "figure": "figure", "date": "date", "place": "place",
+               "person": "name", "org": "organisation", "reason": "reason"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,39 +94,51 @@ def abstention(hits: Sequence[Hit], reason: str, confidence: float) -> Draft:
         first = chunk.sentences[0] if chunk.sentences else None
         quote = collapse(chunk.sentence_text(first)) if first else collapse(chunk.text[:200])
         citations.append(
-            Citation(
-                i,
-                chunk.doc,
-                chunk.title,
-                chunk.date,
-                chunk.section,
-                chunk.page,
-                chunk.chunk_id,
-                quote,
-                round(float(hit.score), 4),
-                False,
-            )
+            Citation(i, chunk.doc, chunk.title, chunk.date, chunk.section, chunk.page, chunk.chunk_id, quote,
+                     round(float(hit.score), 4), False)
+        )  # fmt: skip
+    return Draft(f"{ABSTAIN_TEXT} {reason}", tuple(citations), (), True, reason, confidence)
+
+
+def missing_reason(question: QuestionInfo, units: Sequence[Unit], hits: Sequence[Hit], scorer: SentenceScorer) -> str:
+    """Say what the documents lack: the thing asked about, or the value asked for about it."""
+    asked = question.focus[0] if question.focus else next(
+        (_KIND_NAMES[k] for k in ("money", "percent", "figure", "date", "place", "person", "org", "reason")
+         if k in question.wants), "answer")  # fmt: skip
+    names = list(question.constraint_names)
+    if names:
+        context: set[str] = set()
+        for hit in hits:
+            ci = scorer.position.get(hit.chunk.chunk_id)
+            if ci is not None:
+                context |= scorer.chunk_terms(ci)
+        from assistant.answer.text import content_terms
+
+        absent = [n for n in names if not set(content_terms(n)) <= context]
+        present = [n for n in names if n not in absent]
+        if absent and not present:
+            return f"The documents do not mention {_join(absent)}."
+        if absent:
+            return f"The documents mention {_join(present)} but not {_join(absent)}."
+        return (
+            f"The documents mention {_join(present)} but give no {asked} for {'it' if len(present) == 1 else 'them'}."
         )
-    return Draft(ABSTAIN_TEXT, tuple(citations), (), True, reason, confidence)
+    return f"The closest passages do not give the {asked} asked about."
 
 
-def confidence_of(units: Sequence[Unit], question: QuestionInfo) -> tuple[float, Unit | None]:
-    """How well the best candidate answers, and that candidate (None when none holds what is asked).
+def _join(names: Sequence[str]) -> str:
+    quoted = [f"“{n}”" for n in names[:3]]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
-    For a "how many" or "when" question only a unit with a figure or date can answer. When the units
-    that fit the question best hold none, and the best one that does scores well below them, the
-    documents talk about the topic without giving the figure: the usual shape of an unanswerable
-    question here ("what budget was set aside for X" where X is described but never costed).
-    """
-    if not units:
-        return 0.0, None
-    needs = question.wants & {"figure", "date"}
-    for unit in units:
-        if not needs or type_match(replace(question, wants=needs), unit.text) >= 1:
-            if unit.score < ANCHOR_RATIO * units[0].score:
-                return unit.score, None
-            return unit.score, unit
-    return 0.0, None
+
+def answerability(question: QuestionInfo, units: Sequence[Unit], hits: Sequence[Hit], scorer: SentenceScorer) -> float:
+    """Probability (learned) that the retrieved passages answer the question."""
+    if not units or scorer.model is None:
+        return 0.0
+    row = answerability_row(question, [u.features for u in units], [u.score for u in units],
+                            float(hits[0].score) if hits else 0.0)  # fmt: skip
+    x = np.array([row[n] for n in scorer.model.answerability.features])
+    return float(scorer.model.answerability.probability(x)[0])
 
 
 def extractive_answer(
@@ -143,71 +147,79 @@ def extractive_answer(
     hits: Sequence[Hit],
     scorer: SentenceScorer,
     *,
-    threshold: float,
+    threshold: float | None = None,
 ) -> Draft:
+    """Quote the units that answer, one marker per passage; or abstain, saying what is missing.
+
+    `threshold` overrides the learned abstention threshold (the evaluation's abstention curve sweeps it).
+    """
+    if scorer.model is None:
+        raise ModelError(f"No answer scorer is loaded. {RETRAIN}")
     units = scorer.units(question, query_vector, hits)
-    confidence, anchor = confidence_of(units, question)
-    if anchor is None or confidence < threshold:
-        if anchor is None and units:
-            asked = " or ".join(sorted(question.wants & {"figure", "date"}))
-            reason = f"the passages closest to the question do not give the {asked} it asks for"
-        else:
-            reason = f"no passage matches the question closely enough (confidence {confidence:.2f} < {threshold:.2f})"
-        return abstention(hits, reason, confidence)
-    # The anchor leads; other units join only when they add something.
-    ordered = [anchor] + [u for u in units if u is not anchor]
-    chosen = select(ordered, question, scorer)
-    framed = _order_conflicts(chosen, ordered, question, scorer)
+    confidence = answerability(question, units, hits, scorer)
+    limit = scorer.model.threshold if threshold is None and scorer.model is not None else (threshold or 0.0)
+    if not units or confidence < limit:
+        return abstention(hits, missing_reason(question, units, hits, scorer), confidence)
+    chosen = select(units, question, scorer)
+    framed = _order_conflicts(chosen, units, question)
+    markers: dict[str, int] = {}
+    quotes: dict[str, list[str]] = {}
+    first_unit: dict[str, Unit] = {}
     texts: list[str] = []
-    citations: list[Citation] = []
     sentences: list[AnswerSentence] = []
-    for marker, (unit, frame) in enumerate(framed, start=1):
+    for unit, frame in framed:
+        chunk_id = unit.hit.chunk.chunk_id
+        marker = markers.setdefault(chunk_id, len(markers) + 1)
+        first_unit.setdefault(chunk_id, unit)
         body = trim(unit, question)
         quote, _, _ = quote_span(scorer, unit, body if body != unit.text else None)
+        quotes.setdefault(chunk_id, []).append(quote)
         sentence = f"{frame}{body}"
-        citation = citation_for(unit, marker, sentence, quote)
-        citations.append(citation)
-        sentences.append(AnswerSentence(sentence, (marker,), citation.supported))
+        support = check_support(sentence, quote)
+        sentences.append(AnswerSentence(sentence, (marker,), support.supported))
         texts.append(f"{sentence} [{marker}]")
+    citations = []
+    for chunk_id, marker in markers.items():
+        joined = " … ".join(quotes[chunk_id])
+        cited = [s for s in sentences if marker in s.markers]
+        citation = citation_for(first_unit[chunk_id], marker, " ".join(s.text for s in cited), joined)
+        citations.append(replace(citation, quote=quotes[chunk_id][0], quotes=tuple(quotes[chunk_id])))
     return Draft(" ".join(texts), tuple(citations), tuple(sentences), False, None, confidence)
 
 
-def _order_conflicts(
-    chosen: list[Unit], ranked: list[Unit], question: QuestionInfo, scorer: SentenceScorer
-) -> list[tuple[Unit, str]]:
+def _order_conflicts(chosen: list[Unit], ranked: Sequence[Unit], question: QuestionInfo) -> list[tuple[Unit, str]]:
     """When documents of different dates give different figures for what is asked, lead with the newest.
 
     Only for figure questions that do not pin a date or period themselves ("by late November 2024" asks
-    for that moment, not the latest). The older figure stays, framed as earlier, with its own citation.
+    for that moment, not the latest). The rival is a close candidate from another, differently dated
+    document whose figure is bound to the same words; the older figure stays, framed as earlier.
     """
     plain = [(u, "") for u in chosen]
     if "figure" not in question.wants or question.pins_time or not chosen:
         return plain
     lead = chosen[0]
-    if not has_figure(lead.text, question.numbers, ordinals=question.ordinal):
+    if not holds_asked_value(question, lead.text):
         return plain
+    lead_numbers = numbers(lead.text) - question.numbers
     rival = None
-    for unit in ranked[1:12]:
-        if unit.hit.chunk.doc == lead.hit.chunk.doc or unit.hit.chunk.date == lead.hit.chunk.date:
+    for unit in ranked[:12]:
+        a, b = lead.hit.chunk, unit.hit.chunk
+        if unit is lead or a.doc == b.doc or a.date == b.date or not (a.date and b.date):
             continue
-        if unit.score < RIVAL_SCORE * lead.score or not has_figure(
-            unit.text, question.numbers, ordinals=question.ordinal
-        ):
+        if unit.score < RIVAL_SHARE * lead.score or not holds_asked_value(question, unit.text):
             continue
-        # Only a figure said about the same thing competes: the question words next to both figures overlap.
-        lead_near = set().union(*scorer.windows(question, lead.text))
-        if not lead_near & set().union(*scorer.windows(question, unit.text)):
-            continue
-        lead_numbers = numbers(lead.text) - question.numbers
-        if not (numbers(unit.text) - question.numbers) or (numbers(unit.text) - question.numbers) == lead_numbers:
+        if unit.features.get("bound_question", 0.0) < lead.features.get("bound_question", 0.0) * 0.5:
+            continue  # its figure is about something else
+        if (numbers(unit.text) - question.numbers) in (set(), lead_numbers):
             continue
         rival = unit
         break
     if rival is None:
         return plain
     newer, older = sorted((lead, rival), key=lambda u: u.hit.chunk.date, reverse=True)
-    framed = [
+    rest = [(u, "") for u in chosen[1:] if u is not rival and not u.overlaps(rival)]
+    return [
         (newer, f"As of {human_date(newer.hit.chunk.date)}: "),
         (older, f"Earlier ({human_date(older.hit.chunk.date)}): "),
+        *rest,
     ]
-    return framed

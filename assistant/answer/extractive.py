@@ -1,14 +1,14 @@
 """The default answerer: pick the source sentences that answer the question and cite each one.
 
 No language model is involved, so every answer sentence is source text and its quote is exact. The work is
-in choosing. Each candidate is scored by meaning (its precomputed sentence embedding against the query
-vector), by how much of the question's rarer vocabulary it and its passage contain, by its passage's rank,
-by whether it holds what the question asks for (a figure, a date, a name, a list), and by how close that
-figure or date sits to the question's words ("started on 30 March" answers "when did it start"). A sentence
-that means little alone (it starts with "It" or "These", or is a bare table cell) brings its neighbour
-along; a list's lead-in brings its items.
+in choosing. Candidate units (a sentence, with its neighbour when it means little alone, or a list's lead-in
+with its items) are described by features (answer/features.py: meaning, the question's rarer words, passage
+rank, whether the unit holds a value of the asked type *bound* to what is asked, whether it mentions the
+question's names and figures, ...) and scored by a logistic model trained on the gold evidence
+(answer/model.py, `assistant train`).
 
-Written by hand: sentence selection with these signals is the product's own logic; no library does it.
+Written by hand: which sentences may form one quotable unit (they must be adjacent in the document) is the
+product's own contract with its citations; no library does it.
 """
 
 from __future__ import annotations
@@ -16,49 +16,32 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from assistant.answer.features import UNIT_FEATURES, holds_asked_value, rank_features, unit_features
+from assistant.answer.model import AnswerModel
 from assistant.answer.question import QuestionInfo
-from assistant.answer.text import (
-    MONTH,
-    NUMBER,
-    NUMBER_WORDS,
-    NUMERIC_DATE,
-    ORDINALS,
-    TIME_RANGE,
-    YEAR,
-    collapse,
-    content_terms,
-    has_date,
-    has_figure,
-    names,
-    numbers,
-    words,
-)
+from assistant.answer.text import collapse, content_terms, words
 from assistant.index.store import IndexData
+from assistant.nlp import Value
 from assistant.types import Hit
 
-# Weights of the unit score, tuned on the dev gold (a broad plateau of settings scores the same; README).
-W_DENSE, W_LEX, W_PASSAGE, W_RANK, W_TYPE, W_NEAR = 0.25, 0.25, 0.15, 0.20, 0.10, 0.15
 MAX_UNITS = 3
-MAX_WORDS = 80  # a further unit joins only if the answer stays within this many words
-FOLLOW_SCORE = 0.8  # ... and if it scores at least this share of the best
-NEW_TERMS = 0.05  # ... and adds this share of the question's (idf-weighted) words, or the kind of answer asked
-LONG_UNIT_WORDS = 25  # longer units are cut to the clauses that answer
+MAX_WORDS = 70  # a further unit joins only if the answer stays within this many words
+FOLLOW_SHARE = 0.5  # ... and if its probability is at least this share of the best
+NEW_TERMS = 0.05  # ... and it adds this share of the question's (idf-weighted) words
+LONG_UNIT_WORDS = 30  # longer units are cut to the clauses that answer
 NEAR_DUPLICATE = 0.9  # cosine between two units above which the second adds nothing
-NOVELTY = 0.34  # share of a unit's words not already in the question, below which it tells nothing new
-WINDOW = 8  # words either side of a figure or date in which the question's words count as "near"
-MAX_LIST_ITEMS = 8
-MAX_ITEM_WORDS = 25
+MAX_LIST_ITEMS = 10
+MAX_ITEM_WORDS = 30
 _ENUMERATION = re.compile(r"^\s*(?:\d{1,2}|[ivx]{1,4}|[a-z])[.)]\s+", re.IGNORECASE)
-_ANAPHOR = re.compile(
-    r"^(?:it|its|this|these|those|they|their|such|both|he|she|his|her|the latter|the former|there|"
-    r"however|moreover|furthermore|in addition|additionally|also|similarly|nevertheless|in this context|"
-    r"to this end|as a result|therefore|thus)\b",
-    re.IGNORECASE,
-)
+# Openers that lean on the sentence before (a closed class of English words, hence listed).
+_ANAPHORS = frozenset(
+    {"it", "its", "this", "these", "those", "they", "their", "such", "both", "he", "she", "his", "her", "there",
+     "however", "moreover", "furthermore", "additionally", "also", "similarly", "nevertheless", "therefore", "thus"}
+)  # fmt: skip
 
 
 @dataclass
@@ -70,8 +53,8 @@ class Unit:
     text: str
     terms: set[str]
     similarity: float
-    score: float = 0.0
-    type_match: float = 0.0
+    score: float = 0.0  # probability (learned) that the unit quotes the answer
+    features: dict[str, float] = field(default_factory=dict)
 
     @property
     def chunk_index(self) -> int:
@@ -91,8 +74,10 @@ class Unit:
 class SentenceScorer:
     """Per-index state for extractive answering: chunk positions, term weights and sentence terms."""
 
-    def __init__(self, data: IndexData) -> None:
+    def __init__(self, data: IndexData, model: AnswerModel | None = None) -> None:
         self.data = data
+        self.model = model
+        self._values: dict[tuple[int, int], list[Value]] = {}
         self.position = {c.chunk_id: i for i, c in enumerate(data.chunks)}
         df: dict[str, int] = {}
         self._chunk_terms: list[set[str]] = []
@@ -105,6 +90,21 @@ class SentenceScorer:
         self._idf = {t: math.log(1 + n / f) for t, f in df.items()}
         self._unknown_idf = math.log(1 + n)  # a word the corpus never uses weighs most
         self._sentence_terms: dict[tuple[int, int], set[str]] = {}
+
+    def chunk_terms(self, ci: int) -> set[str]:
+        return self._chunk_terms[ci]
+
+    def values_of(self, ci: int, j: int) -> list[Value]:
+        """Entities and figures (from the index-time parse) inside sentence j of chunk ci."""
+        key = (ci, j)
+        if key not in self._values:
+            sentence = self.data.chunks[ci].sentences[j]
+            values = self.data.values[ci] if ci < len(self.data.values) else ()
+            self._values[key] = [v for v in values if v.start >= sentence.start and v.end <= sentence.end]
+        return self._values[key]
+
+    def value_text(self, ci: int, value: Value) -> str:
+        return self.data.chunks[ci].text[value.start : value.end]
 
     def idf(self, term: str) -> float:
         return self._idf.get(term, self._unknown_idf)
@@ -129,89 +129,75 @@ class SentenceScorer:
         return sum(self.idf(t) for t in question.terms if t in terms) / total if total else 0.0
 
     def units(self, question: QuestionInfo, query_vector: np.ndarray, hits: Sequence[Hit]) -> list[Unit]:
-        """Every candidate unit from the hits, scored, best first."""
+        """Every candidate unit from the hits with its features, scored by the model (best first)."""
+        units = self.candidates(question, query_vector, hits)
+        if units and self.model is not None:
+            matrix = np.stack([np.array([u.features[n] for n in UNIT_FEATURES]) for u in units])
+            for unit, p in zip(units, self.model.unit.probability(matrix), strict=True):
+                unit.score = float(p)
+        return sorted(units, key=lambda u: (-u.score, u.hit.rank, u.members))
+
+    def candidates(self, question: QuestionInfo, query_vector: np.ndarray, hits: Sequence[Hit]) -> list[Unit]:
+        """Every candidate unit from the hits, with its features (unscored, in retrieval order)."""
         out: dict[tuple[tuple[int, int], ...], Unit] = {}
-        asked = set(question.terms)
+        sims: dict[tuple[int, int], float] = {}
+        top_score = max((float(h.score) for h in hits), default=0.0)
         for hit in hits:
             ci = self.position.get(hit.chunk.chunk_id)
             if ci is None:
                 continue
-            rows = self.data.sentence_rows(ci)
-            sims = self.data.sentence_vectors[rows] @ query_vector
-            passage = self.coverage(question, self._chunk_terms[ci])
+            span = self.data.sentence_rows(ci)
+            for k, value in enumerate(self.data.sentence_vectors[span] @ query_vector):
+                sims[(ci, k)] = float(value)
+        for hit in hits:
+            ci = self.position.get(hit.chunk.chunk_id)
+            if ci is None:
+                continue
             for j in range(len(hit.chunk.sentences)):
                 members = self._span(question, ci, j)
                 if tuple(members) in out:
                     continue
                 texts = [self.text(c, k) for c, k in members]
                 terms = set().union(*(self.sentence_terms(c, k) for c, k in members))
-                similarity = max(float(sims[k]) if c == ci else 0.0 for c, k in members)
+                for c, k in members:
+                    if (c, k) not in sims:
+                        row = self.data.sentence_rows(c).start + k
+                        sims[(c, k)] = float(self.data.sentence_vectors[row] @ query_vector)
+                similarity = max(sims[m] for m in members)
                 unit = Unit(hit, members, " ".join(texts), terms, similarity)
-                unit.type_match = type_match(question, unit.text)
-                unit.score = (
-                    W_DENSE * similarity
-                    + W_LEX * self.coverage(question, terms)
-                    + W_PASSAGE * passage
-                    + W_RANK / hit.rank**0.5
-                    + W_TYPE * unit.type_match
-                    + W_NEAR * self.nearness(question, unit.text)
-                )
-                if unit.words < 4:
-                    unit.score -= 0.1  # a bare cell or heading rarely answers by itself
-                if terms and len(terms - asked) / len(terms) < NOVELTY:
-                    unit.score -= 0.15  # it only restates the question (a heading, a table row's key cell)
                 out[unit.key()] = unit
-        return sorted(out.values(), key=lambda u: (-u.score, u.hit.rank, u.members))
-
-    def nearness(self, question: QuestionInfo, text: str) -> float:
-        """How much of the question's vocabulary sits within a few words of a figure or date it asks for.
-
-        Without a reading model this is the best evidence that a sentence's figure answers *this*
-        question: "started on 30 March 2024" answers "when did it start", "informed ... in December
-        2023" does not. Questions that ask for neither get the plain word coverage.
-        """
-        if not question.wants & {"figure", "date"}:
-            return self.coverage(question, set(content_terms(text)))
-        return max((self.coverage(question, terms) for terms in self.windows(question, text)), default=0.0)
-
-    def windows(self, question: QuestionInfo, text: str) -> list[set[str]]:
-        """The question's words found within WINDOW words of each figure or date (of the kind asked for)."""
-        wanted = question.wants & {"figure", "date"}
-        tokens = list(re.finditer(r"\S+", text))
-        spans = []
-        if "date" in wanted:
-            for pattern in (MONTH, YEAR, NUMERIC_DATE, TIME_RANGE):
-                spans += [m.span() for m in pattern.finditer(text) if m.group() not in question.numbers]
-        if "figure" in wanted:
-            spans += [m.span() for m in NUMBER.finditer(text) if m.group() not in question.numbers]
-            vocabulary = NUMBER_WORDS | ORDINALS if question.ordinal else NUMBER_WORDS
-            spans += [t.span() for t in tokens if set(t.group().lower().strip(",.;:()").split("-")) & vocabulary]
-        asked = set(question.terms)
-        out = []
-        for start, end in spans:
-            at = [i for i, t in enumerate(tokens) if t.start() < end and t.end() > start]
-            if at:
-                window = " ".join(t.group() for t in tokens[max(0, at[0] - WINDOW) : at[-1] + WINDOW + 1])
-                out.append(set(content_terms(window)) & asked)
-        return out
+        units = list(out.values())
+        rows = [unit_features(self, question, u, top_score=top_score, sims=sims) for u in units]
+        rank_features(rows)
+        for unit, row in zip(units, rows, strict=True):
+            unit.features = row
+        return units
 
     def _span(self, question: QuestionInfo, ci: int, j: int) -> list[tuple[int, int]]:
         chunk = self.data.chunks[ci]
-        first = last = j
         here = self.text(ci, j)
+        heading = self.is_heading(ci, j)
+        if heading and not ("list" in question.wants or here.endswith(":")):
+            return [(ci, j)]  # a heading is a candidate of its own (it rarely answers), never an opener
+        first = j
+        opener = here.split(maxsplit=1)[0].lower().strip(",;:") if here.split() else ""
         if (
             j > 0
-            and (_ANAPHOR.match(here) or len(here.split()) < 5 or self.text(ci, j - 1).endswith(":"))
+            and not heading
+            and not self.is_heading(ci, j - 1)
+            and (opener in _ANAPHORS or len(here.split()) < 5 or self.text(ci, j - 1).endswith(":"))
             and self._adjacent((ci, j - 1), (ci, j))
         ):
             first = j - 1
-        members = [(ci, k) for k in range(first, last + 1)]
-        if "list" in question.wants and (here.endswith(":") or self._is_heading(ci, j)):
+        members = [(ci, k) for k in range(first, j + 1)]
+        if here.endswith(":") or ("list" in question.wants and heading):
             # A lead-in ("... outcomes:" or a heading) means little without its items: gather them, into
             # the next chunk when the list continues there (a section split across chunks).
             return members + self._items_after(ci, j)
-        if here.endswith(":") and j + 1 < len(chunk.sentences) and self._adjacent((ci, j), (ci, j + 1)):
-            members.append((ci, j + 1))
+        nxt = j + 1
+        short = len(here.split()) < 5 and nxt < len(chunk.sentences)
+        if short and not self.is_heading(ci, nxt) and self._adjacent((ci, j), (ci, nxt)):
+            members.append((ci, nxt))  # a bare label or cell reads with what follows it
         return members
 
     def _adjacent(self, a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -227,9 +213,11 @@ class SentenceScorer:
         gap = self.data.documents[first.doc].text[end:start] if start >= end else "x"
         return not re.search(r"\w", gap)
 
-    def _is_heading(self, ci: int, j: int) -> bool:
+    def is_heading(self, ci: int, j: int) -> bool:
+        """Sentence j of chunk ci is the document title or one of the chunk's section headings."""
         chunk = self.data.chunks[ci]
-        return j == 0 and bool(chunk.section) and chunk.section.split(" > ")[-1].strip() == self.text(ci, j)
+        text = self.text(ci, j)
+        return text == collapse(chunk.title) or text in {collapse(p) for p in chunk.section.split(" > ")}
 
     def _items_after(self, ci: int, j: int) -> list[tuple[int, int]]:
         items: list[tuple[int, int]] = []
@@ -252,66 +240,36 @@ class SentenceScorer:
         return gathered
 
 
-def other_period(question: QuestionInfo, text: str) -> bool:
-    """The text is dated to other years than the question names ("2024-2025 scheme" for "2026-2027 Plan")."""
-    if not question.years:
-        return False
-    found = set(YEAR.findall(text))
-    return bool(found) and not (found & question.years)
-
-
-def type_match(question: QuestionInfo, text: str) -> float:
-    """Share of what the question asks for (figure, date, name, place, list) that `text` contains.
-
-    A figure about another period than the one asked about is not the figure asked for.
-    """
-    if question.wants & {"figure", "date"} and other_period(question, text):
-        return 0.0
-    text = _ENUMERATION.sub("", text)  # "11. Reinstate the scheme": an item number is not a figure
-    checks = []
-    if "figure" in question.wants:
-        checks.append(has_figure(text, exclude=question.numbers, ordinals=question.ordinal))
-    if "date" in question.wants:
-        checks.append(has_date(text, exclude=question.numbers))
-    novel = _novel_names(question, text) if question.wants & {"name", "place", "list"} else set()
-    if "name" in question.wants or "place" in question.wants:
-        checks.append(bool(novel))
-    if "list" in question.wants:
-        checks.append(len(novel) + len(numbers(text) - question.numbers) >= 2)
-    return sum(checks) / len(checks) if checks else 0.5
-
-
-def _novel_names(question: QuestionInfo, text: str) -> set[str]:
-    """Names in `text` that the question does not already use (compared by stems: 'Partnerships')."""
-    asked = set(question.terms)
-    return {n for n in names(text) if not set(content_terms(n)) <= asked}
-
-
 def trim(unit: Unit, question: QuestionInfo) -> str:
     """Cut a long unit down to the clauses that carry the answer: a contiguous, verbatim part of it.
 
-    Trailing clauses that hold none of the question's words and none of what it asks for are dropped,
-    and so are leading ones when they are long (a short opening is usually the subject: "Eurojust, the
-    Union's agency ..."). Everything between the first and last useful clause stays.
+    Trailing clauses that hold none of the question's words and no figure or date are dropped, and so are
+    leading ones when they are long (a short opening is usually the subject: "Eurojust, the Union's
+    agency ..."). Everything between the first and last useful clause stays. Lists are kept whole.
     """
-    if unit.words <= LONG_UNIT_WORDS:
+    if unit.words <= LONG_UNIT_WORDS or len(unit.members) > 2:
         return unit.text
     # Clause boundaries: sentence ends, semicolons, colons, commas and spaced dashes (kept with their clause).
     pieces = [p for p in re.split(r"(?<=[.;:,])\s+(?=\S)|\s+(?=[-–] )", unit.text) if p.strip()]
     wanted = set(question.terms)
     useful = [
-        i for i, piece in enumerate(pieces)
-        if wanted & set(content_terms(piece)) or (question.wants and type_match(question, piece) >= 1.0)
-    ]  # fmt: skip
+        i for i, piece in enumerate(pieces) if wanted & set(content_terms(piece)) or _holds_value(question, piece)
+    ]
     if not useful:
         return unit.text
     i, k = useful[0], useful[-1]
     if sum(len(p.split()) for p in pieces[:i]) < 12:
         i = 0
+    if k < len(pieces) - 1 and sum(len(p.split()) for p in pieces[k + 1 :]) < 8:
+        k = len(pieces) - 1  # a short tail is kept rather than cut mid-thought
     if i == 0 and k == len(pieces) - 1:
         return unit.text
     text = " ".join(pieces[i : k + 1]).rstrip(",;:- ")
     return ("… " if i > 0 else "") + text + (" …" if k < len(pieces) - 1 else "")
+
+
+def _holds_value(question: QuestionInfo, text: str) -> bool:
+    return question.typed and holds_asked_value(question, text)
 
 
 def select(units: list[Unit], question: QuestionInfo, scorer: SentenceScorer) -> list[Unit]:
@@ -320,10 +278,11 @@ def select(units: list[Unit], question: QuestionInfo, scorer: SentenceScorer) ->
         return []
     chosen = [units[0]]
     covered = set(units[0].terms)
-    typed = units[0].type_match
+    typed = units[0].features.get("type_match", 0.0)
     total = _trimmed_words(units[0], question)
+    limit = MAX_UNITS if question.parts > 1 or question.wants & {"list", "reason", "description"} else 2
     for unit in units[1:]:
-        if len(chosen) >= MAX_UNITS or unit.score < FOLLOW_SCORE * chosen[0].score:
+        if len(chosen) >= limit or unit.score < FOLLOW_SHARE * chosen[0].score:
             break
         size = _trimmed_words(unit, question)
         if total + size > MAX_WORDS:
@@ -332,14 +291,18 @@ def select(units: list[Unit], question: QuestionInfo, scorer: SentenceScorer) ->
             continue
         new_terms = {t for t in question.terms if t in unit.terms and t not in covered}
         adds_terms = scorer.coverage(question, new_terms) >= NEW_TERMS
-        adds_type = typed < 1.0 and unit.type_match > typed
+        adds_type = typed < 1.0 and unit.features.get("type_match", 0.0) > typed
         if not (adds_terms or adds_type):
             continue
         chosen.append(unit)
         covered |= unit.terms
-        typed = max(typed, unit.type_match)
+        typed = max(typed, unit.features.get("type_match", 0.0))
         total += size
-    return chosen
+    return sorted(chosen, key=lambda u: (u.hit.chunk.doc, u.members)) if _same_passage(chosen) else chosen
+
+
+def _same_passage(units: Sequence[Unit]) -> bool:
+    return len({u.chunk_index for u in units}) == 1
 
 
 def _trimmed_words(unit: Unit, question: QuestionInfo) -> int:

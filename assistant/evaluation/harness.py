@@ -112,6 +112,7 @@ class Evaluation:
     build_s: dict[str, float | None]
     curves: dict[str, list[dict[str, float]]]  # system -> [{threshold, noans_abstain_rate, ...}]
     environment: dict[str, Any] = field(default_factory=dict)
+    assistant: Assistant | None = None  # the loaded assistant (cross-validation reuses its index in memory)
 
     def for_system(self, name: str) -> list[QuestionResult]:
         return [r for r in self.results if r.system == name]
@@ -322,6 +323,7 @@ def evaluate(
             results=results,
             build_s={name: s.build_s for name, s in built.items()},
             curves=curves,
+            assistant=assistant,
         )
     evaluation.environment = environment(gold_path, evaluation.settings, assistant)
     return evaluation

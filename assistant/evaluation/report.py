@@ -264,8 +264,13 @@ def write_plots(evaluation: Evaluation, out_dir: Path) -> list[Path]:
         (line,) = ax.plot(t, [p["noans_abstain_rate"] for p in points], marker="o", label=f"{name}: unanswerable")
         ax.plot(t, [p["hasans_false_abstain_rate"] for p in points], marker="x", linestyle="--",
                 color=line.get_color(), label=f"{name}: answerable")  # fmt: skip
-    ax.axvline(evaluation.settings.abstain_threshold, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("abstain threshold (grey: configured)")
+    threshold = evaluation.settings.abstain_threshold
+    model = evaluation.assistant.scorer.model if evaluation.assistant is not None else None
+    if threshold is None and model is not None:
+        threshold = model.threshold  # the learned one
+    if threshold is not None:
+        ax.axvline(threshold, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("abstain threshold on answerability (grey: in use)")
     ax.set_ylabel("share abstained")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Abstention as the threshold moves")

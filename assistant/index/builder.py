@@ -26,6 +26,7 @@ from assistant.index.store import (
 from assistant.ingest.chunker import ChunkerSettings, embedding_text
 from assistant.ingest.loaders import LoadError, file_sha256
 from assistant.ingest.pipeline import discover, ingest_file, load_metadata
+from assistant.nlp import PARSE_FORMAT, Value, parse_chunks
 from assistant.types import Chunk, Document
 
 # (stage, done, total): stages are "files", "embed"; the CLI and the UI draw their own bars from it.
@@ -80,7 +81,7 @@ def build_index(
     files = discover(roots)
     metadata = load_metadata(settings.corpus_dir)
     chunk_cfg = chunker_settings(settings)
-    chunker_json = {**asdict(chunk_cfg), "text_format": TEXT_FORMAT}
+    chunker_json = {**asdict(chunk_cfg), "text_format": TEXT_FORMAT, "parse_format": PARSE_FORMAT}
 
     previous = None if rebuild else _load_previous(settings, embedder, report)
     if previous is not None and previous.manifest.chunker != chunker_json:
@@ -142,6 +143,11 @@ def build_index(
     new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
     sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
     new_sentences = _embed(embedder, sentence_texts, tick, "sentences")
+    # Entities and figures with the words they are bound to, for the answerer (parsed once, here).
+    tick("parse", 0, 1)
+    new_values = parse_chunks([c.text for c in new_chunks])
+    tick("parse", 1, 1)
+    old_values = _values_by_doc(previous) if previous else {}
     report.embedded_chunks = len(new_chunks)
     report.embedded_sentences = len(sentence_texts)
     new_offsets = sentence_offsets(new_chunks)
@@ -149,6 +155,8 @@ def build_index(
     matrix = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
     offsets = sentence_offsets(chunks)
     sentence_matrix = np.zeros((int(offsets[-1]), embedder.dimension), dtype=np.float32)
+    values: list[tuple[Value, ...]] = []
+    old_value_rows = {name: iter(rows) for name, rows in old_values.items()}
     old_rows = {name: iter(vec) for name, vec in old_vectors.items()}
     old_sentence_rows = {name: iter(vec) for name, vec in old_sentences.items()}
     for row, chunk in enumerate(chunks):
@@ -157,9 +165,11 @@ def build_index(
             matrix[row] = next(old_rows[chunk.doc])
             for r in range(rows.start, rows.stop):
                 sentence_matrix[r] = next(old_sentence_rows[chunk.doc])
+            values.append(next(old_value_rows[chunk.doc]))
         else:
             i = by_id[chunk.chunk_id + chunk.doc]
             matrix[row] = new_vectors[i]
+            values.append(tuple(new_values[i]))
             sentence_matrix[rows] = new_sentences[int(new_offsets[i]) : int(new_offsets[i + 1])]
         file_entries[chunk.doc]["chunks"] = int(file_entries[chunk.doc]["chunks"]) + 1  # type: ignore[call-overload]
 
@@ -173,7 +183,7 @@ def build_index(
         files={name: dict(entry) for name, entry in file_entries.items()},
         build_seconds=round(time.perf_counter() - started, 3),
     )
-    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix)
+    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, values)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))
     report.seconds = time.perf_counter() - started
@@ -205,6 +215,13 @@ def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[st
         {doc: np.concatenate(rows) for doc, rows in chunk_rows.items()},
         {doc: np.concatenate(rows) for doc, rows in sentence_rows.items()},
     )
+
+
+def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
+    out: dict[str, list[tuple[Value, ...]]] = {}
+    for chunk, values in zip(previous.chunks, previous.values, strict=True):
+        out.setdefault(chunk.doc, []).append(values)
+    return out
 
 
 def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str) -> np.ndarray:

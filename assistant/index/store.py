@@ -8,6 +8,8 @@ Layout of an index directory:
                                 written and read with allow_pickle=False)
     builds/<id>/chunks.json     chunk metadata and text
     builds/<id>/documents.json  document metadata and clean text (for verbatim quotes)
+    builds/<id>/parse.json      per chunk, its entities and figures with the words they are bound to (spaCy,
+                                parsed once at build time; see assistant.nlp)
 
 A build is written into its own directory and only then published by replacing CURRENT, so a crash or
 Ctrl-C mid-build leaves the previous index usable; stale builds are removed after publishing.
@@ -28,12 +30,13 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexCorruptError, IndexMissingError
+from assistant.nlp import Value, decode, encode
 from assistant.types import Chunk, Document
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 BUILDS = "builds"
-ARTIFACTS = ("vectors.faiss", "sentences.npy", "chunks.json", "documents.json")
+ARTIFACTS = ("vectors.faiss", "sentences.npy", "chunks.json", "documents.json", "parse.json")
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
 
 
@@ -63,6 +66,7 @@ class IndexData:
     path: Path
     sentence_vectors: np.ndarray  # (total sentences, dim): chunk i's sentences are rows sentence_rows(i)
     sentence_offsets: np.ndarray  # (chunks + 1,) start row of each chunk's sentences
+    values: list[tuple[Value, ...]] = field(default_factory=list)  # per chunk: entities/figures and bindings
 
     def sentence_rows(self, chunk_index: int) -> slice:
         return slice(int(self.sentence_offsets[chunk_index]), int(self.sentence_offsets[chunk_index + 1]))
@@ -83,6 +87,7 @@ def write_index(
     chunks: list[Chunk],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    values: list[tuple[Value, ...]] | list[list[Value]],
 ) -> Path:
     """Write a complete build beside the current one, then publish it atomically."""
     import faiss
@@ -101,6 +106,7 @@ def write_index(
             np.save(fh, np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
         _write_json(tmp / "chunks.json", [c.to_dict() for c in chunks])
         _write_json(tmp / "documents.json", [asdict(d) for d in documents.values()])
+        _write_json(tmp / "parse.json", encode(list(v) for v in values))
         manifest.artifacts = {name: _checksum(tmp / name) for name in ARTIFACTS}
         _write_json(tmp / "manifest.json", asdict(manifest))
         _fsync_dir(tmp)
@@ -162,6 +168,7 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
         }
         vectors = faiss.read_index(str(build_dir / "vectors.faiss"))
         sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False)
+        values = decode(json.loads((build_dir / "parse.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
     if vectors.ntotal != len(chunks) or vectors.d != manifest.dimension or len(chunks) != manifest.chunk_count:
@@ -176,7 +183,11 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
             f"The index in {index_dir} has {sentence_vectors.shape[0]} sentence vectors for {int(offsets[-1])} "
             f"sentences. {REBUILD_HINT}"
         )
-    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets)
+    if len(values) != len(chunks):
+        raise IndexCorruptError(
+            f"The index in {index_dir} has parse data for {len(values)} chunks, not {len(chunks)}. {REBUILD_HINT}"
+        )
+    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, values)
 
 
 def _current_build(index_dir: Path) -> Path:
