@@ -227,12 +227,14 @@ def train_cmd(gold: Path, out: Path | None, cv_dir: Path | None, index_dir: Path
     from assistant.answer.model import WEIGHTS_PATH
     from assistant.core import Assistant
     from assistant.evaluation.gold import load_gold
-    from assistant.training import cross_validate, train
+    from assistant.training import collect, cross_validate, train
     from assistant.training.report import cv_table, write_cv_report
 
     assistant = Assistant.load(settings=_settings(index_dir), load_weights=False)
+    questions = load_gold(gold)
     with _progress_bar() as progress:
-        model, report = train(assistant, gold, out=out or WEIGHTS_PATH, progress=progress)
+        examples = collect(assistant, questions, progress)
+    model, report = train(assistant, gold, out=out or WEIGHTS_PATH, examples=examples)
     click.echo(
         f"Trained on {report.questions} questions ({report.units} candidate units, {report.positives} quoting the "
         f"evidence) in {report.seconds:.1f} s; abstention threshold {report.threshold:.3f}. Wrote {report.path}"
@@ -240,7 +242,7 @@ def train_cmd(gold: Path, out: Path | None, cv_dir: Path | None, index_dir: Path
     if cv_dir is not None:
         assistant.scorer.model = model
         with _progress_bar() as progress:
-            cv = cross_validate(assistant, load_gold(gold), progress=progress)
+            cv = cross_validate(assistant, questions, examples=examples, progress=progress)
         click.echo(cv_table(cv))
         click.echo(f"Wrote {', '.join(str(p) for p in write_cv_report(cv, cv_dir))}")
 

@@ -24,7 +24,7 @@ from assistant.answer.question import analyse  # noqa: E402
 from assistant.evaluation.gold import load_gold  # noqa: E402
 from assistant.evaluation.metrics import answer_words, is_verbatim, keys_found, percentile  # noqa: E402
 
-THRESHOLDS = (0.30, 0.35, 0.40, 0.44, 0.48, 0.52, 0.56, 0.60)
+THRESHOLDS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50)  # answerability probability
 # Questions far from the corpus: the absolute threshold is what declines these (the gold's unanswerable
 # questions are on-topic and are caught by the "closest passages hold no figure" rule instead).
 OFF_TOPIC = (

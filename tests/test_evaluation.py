@@ -238,7 +238,7 @@ def test_a_bad_gold_line_is_named_with_its_line_and_field(tmp_path: Path, bad: o
 def test_the_dev_gold_file_is_valid() -> None:
     gold = load_gold(Path(__file__).resolve().parent.parent / "eval" / "gold" / "dev.jsonl")
     assert len({q.id for q in gold}) == len(gold) >= 50
-    assert sum(not q.answerable for q in gold) == 4
+    assert sum(not q.answerable for q in gold) >= 30  # near misses, most of them
 
 
 # --- whole runs on a small corpus (keyword embedder; LangChain's deterministic fake embeddings) -------------
@@ -284,7 +284,7 @@ def _run(gold: Path, settings: Settings, embedder, systems=("assistant", "bm25-o
         systems=list(systems),
         embedder=embedder,
         baseline_embeddings=_fake_lc_embeddings(),
-        thresholds=(0.2, 0.5, 2.0),
+        thresholds=(0.2, 0.5, 1.0),
     )
 
 
@@ -296,7 +296,7 @@ def test_a_run_scores_every_system_and_writes_the_report(tmp_path: Path, small_g
         systems=["assistant", "bm25-only", "langchain-baseline"],
         embedder=embedder,
         baseline_embeddings=_fake_lc_embeddings(),
-        thresholds=(0.2, 0.5, 2.0),
+        thresholds=(0.2, 0.5, 1.0),
         progress=lambda label, done, total: seen.append((label, done, total)),
     )
     assert ("answering", 12, 12) in seen
@@ -325,7 +325,7 @@ def test_a_run_scores_every_system_and_writes_the_report(tmp_path: Path, small_g
     assert ours["recall@5"] == 1.0 and ours["answer_key_accuracy"] == 1.0 and ours["quotes_verbatim"] == 1.0
     assert ours["noans_abstain_rate"] == 1.0 and ours["hasans_false_abstain_rate"] == 0.0
     assert report["systems"]["langchain-baseline"]["noans_abstain_rate"] == 0.0  # it never abstains
-    assert [p["threshold"] for p in report["abstention_curves"]["assistant"]] == [0.2, 0.5, 2.0]
+    assert [p["threshold"] for p in report["abstention_curves"]["assistant"]] == [0.2, 0.5, 1.0]
     assert "langchain-baseline" not in report["abstention_curves"]  # no threshold to move
     # A threshold above any possible confidence abstains on everything.
     assert report["abstention_curves"]["assistant"][-1]["hasans_false_abstain_rate"] == 1.0

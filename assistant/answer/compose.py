@@ -12,7 +12,7 @@ from assistant.answer.extractive import SentenceScorer, Unit, select, trim
 from assistant.answer.features import answerability_row, holds_asked_value
 from assistant.answer.model import RETRAIN
 from assistant.answer.question import QuestionInfo
-from assistant.answer.text import collapse, numbers
+from assistant.answer.text import collapse, content_terms, numbers
 from assistant.answer.verify import check_support
 from assistant.errors import ModelError
 from assistant.types import ABSTAIN_TEXT, AnswerSentence, Citation, Hit
@@ -100,21 +100,15 @@ def abstention(hits: Sequence[Hit], reason: str, confidence: float) -> Draft:
     return Draft(f"{ABSTAIN_TEXT} {reason}", tuple(citations), (), True, reason, confidence)
 
 
-def missing_reason(question: QuestionInfo, units: Sequence[Unit], hits: Sequence[Hit], scorer: SentenceScorer) -> str:
+def missing_reason(question: QuestionInfo, scorer: SentenceScorer) -> str:
     """Say what the documents lack: the thing asked about, or the value asked for about it."""
     asked = question.focus[0] if question.focus else next(
         (_KIND_NAMES[k] for k in ("money", "percent", "figure", "date", "place", "person", "org", "reason")
          if k in question.wants), "answer")  # fmt: skip
     names = list(question.constraint_names)
     if names:
-        context: set[str] = set()
-        for hit in hits:
-            ci = scorer.position.get(hit.chunk.chunk_id)
-            if ci is not None:
-                context |= scorer.chunk_terms(ci)
-        from assistant.answer.text import content_terms
-
-        absent = [n for n in names if not set(content_terms(n)) <= context]
+        # "Mention" is judged over the whole corpus vocabulary, not only the passages retrieved.
+        absent = [n for n in names if not all(scorer.in_corpus(t) for t in content_terms(n))]
         present = [n for n in names if n not in absent]
         if absent and not present:
             return f"The documents do not mention {_join(absent)}."
@@ -159,7 +153,7 @@ def extractive_answer(
     confidence = answerability(question, units, hits, scorer)
     limit = scorer.model.threshold if threshold is None and scorer.model is not None else (threshold or 0.0)
     if not units or confidence < limit:
-        return abstention(hits, missing_reason(question, units, hits, scorer), confidence)
+        return abstention(hits, missing_reason(question, scorer), confidence)
     chosen = select(units, question, scorer)
     framed = _order_conflicts(chosen, units, question)
     markers: dict[str, int] = {}

@@ -42,11 +42,14 @@ UNIT_FEATURES = (
     "bound_focus", "bound_question", "focus_in_unit", "constraints_unit", "constraints_context", "near",
     "words_log", "short", "restates", "first_in_chunk", "heading", "lead_in", "neighbour_lex", "list_items",
     "reason_cue", "other_period", "dense_rank_inv", "lex_rank_inv", "values_log", "table_row",
+    "prev_lex", "prev_dense", "next_lex", "next_dense", "event_match", "focus_near", "dense_gap", "lex_gap",
+    "bound_focus_typed", "near_typed",
 )  # fmt: skip
 ANSWERABILITY_FEATURES = (
     "top_prob", "second_prob", "top_type_match", "top_bound_focus", "top_constraints_context",
     "best_constraints_context", "top_lex", "top_passage_lex", "top_dense", "hit_score", "typed",
-    "n_constraints", "best_bound_focus_prob",
+    "n_constraints", "best_bound_focus_prob", "top_focus_near", "top_event_match", "top_constraints_unit",
+    "typed_without_value",
 )  # fmt: skip
 WINDOW = 8  # words either side of a value in which the question's words count as "near"
 
@@ -78,14 +81,15 @@ def unit_features(
     n_words = unit.words
     novelty = len(unit.terms - asked_stems) / len(unit.terms) if unit.terms else 0.0
     members = unit.members
-    neighbours: set[str] = set()
     first_ci, first_j = members[0]
     last_ci, last_j = members[-1]
-    if first_j > 0:
-        neighbours |= scorer.sentence_terms(first_ci, first_j - 1)
-    if last_j + 1 < len(scorer.data.chunks[last_ci].sentences):
-        neighbours |= scorer.sentence_terms(last_ci, last_j + 1)
+    prev_terms = scorer.sentence_terms(first_ci, first_j - 1) if first_j > 0 else set()
+    has_next = last_j + 1 < len(scorer.data.chunks[last_ci].sentences)
+    next_terms = scorer.sentence_terms(last_ci, last_j + 1) if has_next else set()
+    neighbours = prev_terms | next_terms
     member_sims = [sims.get(m, 0.0) for m in members]
+    events = {stem(e) for e in question.events}
+    near = _near(question, unit.text, typed_values, scorer, ci) if question.typed else 0.0
     return {
         "dense": max(member_sims),
         "dense_mean": float(np.mean(member_sims)),
@@ -100,7 +104,7 @@ def unit_features(
         "focus_in_unit": float(bool(question.focus_terms & unit.terms)),
         "constraints_unit": len(constraints & unit.terms) / len(constraints) if constraints else 1.0,
         "constraints_context": len(constraints & context_terms) / len(constraints) if constraints else 1.0,
-        "near": _near(question, unit.text, typed_values, scorer, ci) if question.typed else 0.0,
+        "near": near,
         "words_log": math.log1p(n_words) / 5.0,
         "short": float(n_words < 5),
         "restates": float(bool(unit.terms) and novelty < 0.34),
@@ -115,15 +119,27 @@ def unit_features(
         "lex_rank_inv": 0.0,
         "values_log": math.log1p(len(typed_values)) / 3.0,
         "table_row": float(": " in unit.text[:40]),  # a "Label: value" cell, as tables are chunked
+        "prev_lex": scorer.coverage(question, prev_terms),
+        "prev_dense": sims.get((first_ci, first_j - 1), 0.0) if first_j > 0 else 0.0,
+        "next_lex": scorer.coverage(question, next_terms),
+        "next_dense": sims.get((last_ci, last_j + 1), 0.0) if has_next else 0.0,
+        "event_match": len(events & unit.terms) / len(events) if events else 0.0,
+        "focus_near": float(bool(typed_values) and _focus_near(question, unit.text, typed_values, scorer, ci)),
+        "dense_gap": 0.0,  # filled in over all candidates (rank_features)
+        "lex_gap": 0.0,
+        "bound_focus_typed": bound_focus * float(question.typed),
+        "near_typed": near * float(question.typed),
     }  # fmt: skip
 
 
 def rank_features(rows: Sequence[dict[str, float]]) -> None:
-    """Where each unit stands among the question's candidates by meaning and by words (1/rank)."""
-    for key, target in (("dense", "dense_rank_inv"), ("lex", "lex_rank_inv")):
+    """Where each unit stands among the question's candidates by meaning and by words (1/rank, gap to the best)."""
+    for key, target, gap in (("dense", "dense_rank_inv", "dense_gap"), ("lex", "lex_rank_inv", "lex_gap")):
         order = sorted(range(len(rows)), key=lambda i: -rows[i][key])
+        best = rows[order[0]][key] if order else 0.0
         for rank, i in enumerate(order, start=1):
             rows[i][target] = 1.0 / math.sqrt(rank)
+            rows[i][gap] = rows[i][key] - best
 
 
 def vector(row: dict[str, float], names: Sequence[str]) -> np.ndarray:
@@ -175,6 +191,21 @@ def _near(question: QuestionInfo, text: str, values: Sequence[Value], scorer: Se
     return best
 
 
+def _focus_near(question: QuestionInfo, text: str, values: Sequence[Value], scorer: SentenceScorer, ci: int) -> bool:
+    """The focus noun ("vessels", "budget") within WINDOW words of a value of the asked type."""
+    if not question.focus_terms:
+        return False
+    for v in values:
+        value_text = scorer.value_text(ci, v)
+        at = text.find(value_text)
+        if at < 0:
+            continue
+        window = text[:at].split()[-WINDOW:] + text[at + len(value_text) :].split()[:WINDOW]
+        if question.focus_terms & set(content_terms(" ".join(window))):
+            return True
+    return False
+
+
 def answerability_row(
     question: QuestionInfo, rows: Sequence[dict[str, float]], probs: Sequence[float], hit_score: float
 ) -> dict[str, float]:
@@ -198,4 +229,8 @@ def answerability_row(
         "typed": float(question.typed),
         "n_constraints": min(1.0, len(question.constraints) / 4.0),
         "best_bound_focus_prob": max(bound) if bound and question.typed else float(probs[order[0]]),
+        "top_focus_near": top["focus_near"],
+        "top_event_match": top["event_match"],
+        "top_constraints_unit": top["constraints_unit"],
+        "typed_without_value": float(question.typed and top["type_match"] == 0),
     }

@@ -38,7 +38,7 @@ from assistant.index.embedder import Embedder, SentenceTransformerEmbedder, reso
 from assistant.ingest.sentences import split_sentences
 
 SYSTEMS = ("assistant", "dense-only", "bm25-only", "llm", "langchain-baseline")
-THRESHOLDS = (0.30, 0.35, 0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
+THRESHOLDS = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50, 0.60)  # on the answerability probability
 PACKAGES = (
     "assistant", "torch", "sentence-transformers", "faiss-cpu", "bm25s", "numpy", "langchain-core",
     "langchain-community", "langchain-text-splitters", "langchain-huggingface", "langchain-openai",
