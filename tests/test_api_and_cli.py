@@ -91,7 +91,7 @@ def test_cli_ask_prints_a_cited_answer_or_json(real_index: Path) -> None:
     data = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
     assert {"question", "text", "citations", "abstained", "reason", "mode", "timings_ms", "hits"} <= set(data)
     assert set(data["citations"][0]) == {
-        "marker", "doc", "title", "date", "section", "page", "chunk_id", "quote", "score", "supported",
+        "marker", "doc", "title", "date", "section", "page", "chunk_id", "quote", "score", "supported", "quotes",
     }  # fmt: skip
     bad_doc = CliRunner().invoke(main, [*args, "--doc", "nope.pdf"])
     assert bad_doc.exit_code != 0 and "nope.pdf" in bad_doc.output and "Indexed documents" in bad_doc.output
@@ -118,5 +118,6 @@ def test_real_model_answers_quote_the_source_verbatim(
     for c in answer.citations:
         source = normalize_for_match((ROOT / "corpus" / c.doc).read_text(encoding="utf-8"))
         assert normalize_for_match(c.quote) in source and c.supported
-    unanswerable = loaded.answer("What is the total EU budget allocated to the Return and Reintegration Facility?")
+    unanswerable = loaded.answer("What is the boiling point of mercury on Venus?")
     assert unanswerable.abstained and unanswerable.citations  # see-also passages
+    assert unanswerable.reason and "Venus" in unanswerable.reason  # says what is missing
