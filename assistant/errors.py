@@ -4,6 +4,7 @@ AssistantError                 base: the CLI and the UI catch it and show its me
  ├── ConfigError               a setting is wrong (bad model path, unknown mode)
  ├── IndexMissingError         no index has been built at the configured place
  ├── IndexCorruptError         the index on disk is damaged, truncated or from another model/format
+ ├── CorpusError               a corpus file the whole build depends on (metadata.json) is malformed
  └── QueryError                the question or search request cannot be used as given
 
 Every message says what to do next.
@@ -26,6 +27,10 @@ class IndexMissingError(AssistantError):
 
 class IndexCorruptError(AssistantError):
     """The index on disk cannot be trusted (damaged, truncated or mismatched)."""
+
+
+class CorpusError(AssistantError):
+    """A corpus-wide file (corpus/metadata.json) is malformed; the message names the file and line."""
 
 
 class QueryError(AssistantError):

@@ -60,9 +60,16 @@ class Chunk:
     end: int
     sentences: tuple[Sentence, ...]
     tokens: int  # length of the embedded text in the embedding model's word pieces
+    # Sentences (indexes into `sentences`) that read like instructions to a model (assistant.ingest.injection):
+    # never put in an LLM prompt, never quoted as an answer, never enough to support an answer sentence.
+    flagged: tuple[int, ...] = ()
 
     def sentence_text(self, sentence: Sentence) -> str:
         return self.text[sentence.start : sentence.end]
+
+    def is_flagged(self, sentence_index: int) -> bool:
+        """Whether sentence `sentence_index` is instruction-like text planted in the document."""
+        return sentence_index in self.flagged
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -73,6 +80,7 @@ class Chunk:
     def from_dict(cls, data: dict[str, Any]) -> Chunk:
         fields = dict(data)
         fields["sentences"] = tuple(Sentence(*map(int, s)) for s in data["sentences"])
+        fields["flagged"] = tuple(int(j) for j in data.get("flagged", ()))
         return cls(**fields)
 
 
@@ -113,6 +121,7 @@ class Citation:
     quote: str  # verbatim source text (whitespace collapsed): a substring of the document's text
     score: float  # support score of the sentence by this passage, 0..1
     supported: bool
+    reason: str = ""  # why it does not support its sentence, when the reader needs more than "unsupported"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -125,9 +134,10 @@ class AnswerSentence:
     text: str  # without markers
     markers: tuple[int, ...]
     supported: bool
+    reason: str = ""  # why it is not supported, when there is more to say (e.g. instruction-like source text)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "markers": list(self.markers), "supported": self.supported}
+        return {"text": self.text, "markers": list(self.markers), "supported": self.supported, "reason": self.reason}
 
 
 ABSTAIN_TEXT = "The documents don't answer this question."
