@@ -173,7 +173,8 @@ class Assistant:
             raise QueryError(f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {search_mode!r}.")
         history = list(history or ())
         notice = None
-        query = standalone(text, history)
+        # A follow-up with the earlier question's words added can outgrow the limit a question has.
+        query = standalone(text, history)[: self.settings.max_query_chars]
         if mode == "llm" and history:
             query, notice = self._llm_backend().condense(text, history, fallback=query)
         vector = self.embedder.embed_query(query)
