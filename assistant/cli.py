@@ -14,6 +14,7 @@ import click
 
 from assistant.config import ANSWER_MODES, PROJECT_ROOT, SEARCH_MODES, Settings
 from assistant.errors import AssistantError
+from assistant.sanitize import clean_text
 
 
 def _settings(index_dir: Path | None) -> Settings:
@@ -106,6 +107,9 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
     from assistant.core import Assistant
     from assistant.retrieve import Filters
 
+    query, docs = clean_text(query), tuple(clean_text(d) for d in docs)
+    if not as_json:
+        click.echo("Loading the index and the embedding model…", err=True)
     assistant = Assistant.load(settings=_settings(index_dir))
     hits = assistant.search(query, top_k=top_k, mode=mode, filters=Filters(docs=docs) if docs else None)
     if as_json:
@@ -134,10 +138,17 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
 def ask_cmd(
     question: str, mode: str | None, top_k: int | None, docs: tuple[str, ...], as_json: bool, index_dir: Path | None
 ) -> None:
-    """Answer QUESTION with numbered, verified citations (or say the documents don't answer it)."""
+    """Answer QUESTION with numbered, verified citations (or say the documents don't answer it).
+
+    A question that starts with "-" goes after "--":  assistant ask -- "-5 % in returns: why?"
+    """
     from assistant.core import Assistant
     from assistant.retrieve import Filters
 
+    question, docs = clean_text(question), tuple(clean_text(d) for d in docs)
+    if not as_json:
+        # The first answer of a process loads the embedding model (seconds): say so instead of sitting silent.
+        click.echo("Loading the index and the embedding model…", err=True)
     assistant = Assistant.load(settings=_settings(index_dir))
     filters = Filters(docs=docs) if docs else None
     if docs:

@@ -16,6 +16,7 @@ from assistant.index.builder import BuildReport, Progress, build_index
 from assistant.index.embedder import Embedder, SentenceTransformerEmbedder
 from assistant.index.store import IndexData, load_index
 from assistant.retrieve import Filters, Retriever
+from assistant.sanitize import clean_text
 from assistant.types import Answer, Hit
 
 
@@ -174,7 +175,7 @@ class Assistant:
         history = list(history or ())
         notice = None
         # A follow-up with the earlier question's words added can outgrow the limit a question has.
-        query = standalone(text, history)[: self.settings.max_query_chars]
+        query = clean_text(standalone(text, history))[: self.settings.max_query_chars]
         if mode == "llm" and history:
             query, notice = self._llm_backend().condense(text, history, fallback=query)
         vector = self.embedder.embed_query(query)
@@ -217,7 +218,9 @@ class Assistant:
         return self._llm
 
     def _clean_query(self, query: str) -> str:
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str):
+            raise QueryError(f"The question must be text; got {type(query).__name__}.")
+        text = " ".join(clean_text(query).split())
+        if not text:
             raise QueryError("The question is empty; type a question about the documents.")
-        text = " ".join(query.split())
         return text[: self.settings.max_query_chars]

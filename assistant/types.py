@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,13 +23,8 @@ class Document:
         """1-based page holding the character at `offset`, or None for documents without pages."""
         if not self.page_starts:
             return None
-        page = 0
-        for i, start in enumerate(self.page_starts):
-            if start <= offset:
-                page = i
-            else:
-                break
-        return page + 1
+        # Bisection: the chunker asks for every block, so a scan over the pages made long PDFs quadratic.
+        return max(0, bisect.bisect_right(self.page_starts, offset) - 1) + 1
 
 
 @dataclass(frozen=True, slots=True)
