@@ -167,7 +167,8 @@ def ask_cmd(
     click.echo(result.text)
     for sentence in result.sentences:
         if not sentence.supported:
-            click.echo(click.style(f"  (not supported by its sources: {sentence.text})", fg="red"))
+            why = sentence.reason or "not supported by its sources"
+            click.echo(click.style(f"  ({why}: {sentence.text})", fg="red"))
     if result.citations:
         click.echo()
         click.echo("See also:" if result.abstained else "Sources:")
@@ -211,6 +212,11 @@ def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None,
     click.echo(f"\nWrote {', '.join(str(p) for p in written)}")
 
 
+# No Deploy button or developer menu, no "source file changed" hints or file watching, no tracebacks.
+UI_FLAGS = ("--client.toolbarMode", "viewer", "--client.showErrorDetails", "none", "--server.runOnSave", "false",
+            "--server.fileWatcherType", "none")  # fmt: skip
+
+
 @main.command("ui")
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for everyone).")
@@ -226,6 +232,8 @@ def ui_cmd(port: int, host: str) -> None:
         sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.headless", "true",
         "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // 1_000_000)),  # the browser refuses bigger files
+        # Staff see the page, not Streamlit's developer tools (see also .streamlit/config.toml).
+        *UI_FLAGS,
     ]  # fmt: skip
     click.echo(f"Chat page on http://{host}:{port} (Ctrl-C to stop)")
     sys.stdout.flush()

@@ -99,6 +99,7 @@ class Assistant:
             QueryError: the query is empty, or top_k / mode are invalid.
         """
         text = self._clean_query(query)
+        _check_filters(filters)
         top_k = self.settings.top_k if top_k is None else top_k
         mode = mode or self.settings.search_mode
         if not isinstance(top_k, int) or top_k < 1:
@@ -158,6 +159,7 @@ class Assistant:
         """
         started = time.perf_counter()
         text = self._clean_query(question)
+        _check_filters(filters)
         mode = mode or self.settings.mode
         if mode not in ANSWER_MODES:
             raise QueryError(f"mode must be one of {', '.join(ANSWER_MODES)}; got {mode!r}.")
@@ -224,3 +226,8 @@ class Assistant:
         if not text:
             raise QueryError("The question is empty; type a question about the documents.")
         return text[: self.settings.max_query_chars]
+
+
+def _check_filters(filters: object) -> None:
+    if filters is not None and not isinstance(filters, Filters):
+        raise QueryError(f"filters must be an assistant.Filters (docs, date_from, date_to); got {filters!r}.")

@@ -46,10 +46,10 @@ def make_file(path: Path, megabytes: float) -> None:
 
 
 def child(path: str) -> None:
+    from assistant.config import Settings
     from assistant.index.builder import chunker_settings
     from assistant.index.embedder import SentenceTransformerEmbedder
     from assistant.ingest.pipeline import ingest_file
-    from assistant.config import Settings
 
     settings = Settings.from_env()
     embedder = SentenceTransformerEmbedder(settings.embedding_model)

@@ -145,7 +145,7 @@ def extractive_answer(
     *,
     threshold: float,
 ) -> Draft:
-    units = scorer.units(question, query_vector, hits)
+    units = [u for u in scorer.units(question, query_vector, hits) if not any(scorer.data.chunks[ci].is_flagged(j) for ci, j in u.members)]  # fmt: skip  # noqa: E501  (issue 12: never quote instruction-like text)
     confidence, anchor = confidence_of(units, question)
     if anchor is None or confidence < threshold:
         if anchor is None and units:

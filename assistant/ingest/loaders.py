@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass
@@ -55,17 +56,66 @@ def load_file(path: Path) -> RawFile:
     return RawFile(path, digest, text, (), warnings)
 
 
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def decode_text(data: bytes) -> tuple[str, str] | None:
+    """(text, encoding) for bytes that are text in some encoding, or None for binary data.
+
+    A byte-order mark decides first (UTF-8/16/32), then strict UTF-8; anything else is left to
+    charset-normalizer (Latin-1, Windows-1252, UTF-16 without a BOM, ...), which also says when bytes are
+    no text at all.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding
+            except UnicodeDecodeError:
+                return None
+    head = data[:4096]
+    if b"\x00" in head:
+        # Without a BOM, NUL bytes mean UTF-16 (every other byte NUL in Latin-script text) or binary data.
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        encoding = "utf-16-le" if odd > 0.4 * len(head) / 2 else "utf-16-be" if even > 0.4 * len(head) / 2 else ""
+        try:
+            return (data.decode(encoding), encoding) if encoding else None
+        except UnicodeDecodeError:
+            return None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        return None
+    text, encoding = str(best), best.encoding
+    # Single-byte Western and Central European code pages read most texts alike; these documents are mostly
+    # Western European, so when Windows-1252 reads the bytes as well as the best guess, it wins.
+    if encoding != "cp1252" and "cp1252" in best.could_be_from_charset:
+        text, encoding = data.decode("cp1252", errors="replace"), "cp1252"
+    # A decoding that leaves control characters is a binary file read as text.
+    controls = sum(1 for ch in text[:4096] if ord(ch) < 32 and ch not in "\t\n\r\f")
+    return None if controls > 2 else (text, encoding)
+
+
 def _decode(path: Path, data: bytes) -> tuple[str, tuple[str, ...]]:
     if data.startswith(b"%PDF"):
         raise LoadError(path, "is a PDF with a text extension; rename it to .pdf")
-    if b"\x00" in data[:4096]:
+    decoded = decode_text(data)
+    if decoded is None:
         raise LoadError(path, "looks like a binary file, not text; convert it to .txt, .md, .html or .pdf")
-    try:
-        return data.decode("utf-8-sig"), ()
-    except UnicodeDecodeError as exc:
-        text = data.decode("utf-8", errors="replace")
-        bad = text.count("\ufffd")
-        return text, (f"{path.name}: not valid UTF-8 (first bad byte at {exc.start}); {bad} character(s) replaced",)
+    text, encoding = decoded
+    if encoding in ("utf-8", "utf-8-sig"):
+        return text, ()
+    return text, (f"{path.name}: read as {encoding} (not UTF-8)",)
 
 
 _HTML_DROP_START = re.compile(r"<(?:!--|!doctype|(script|style|head|noscript|template)\b)", re.I)

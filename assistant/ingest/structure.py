@@ -217,7 +217,7 @@ def _units(cleaned: Cleaned, start: int, end: int) -> list[Unit]:
         e = cuts[i + 1] if i + 1 < len(cuts) else end
         for a, b in split_sentences(text, s, e):
             flat = collapse_ws(text[a:b])
-            if flat.strip("-–—*_.:;,|/ "):
+            if any(ch.isalnum() for ch in flat):  # punctuation alone ("... !!!", a rule) is no sentence
                 units.append(Unit(a, b, flat))
     return units
 
