@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,8 @@ from hypothesis import HealthCheck, settings
 from assistant import Assistant, Settings
 from assistant.index.builder import build_index
 from tests.conftest import KeywordEmbedder
+from tests.robustness.fuzzstats import STATS
+from tests.robustness.fuzzstats import percentile as _percentile
 
 settings.register_profile(
     "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -28,27 +29,6 @@ settings.register_profile(
     "fuzz", max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-STATS: dict[str, dict[str, Any]] = {}
-
-
-def timed(name: str, fn: Callable[[], Any]) -> Any:
-    """Run one fuzzed input, recording its latency and whether it failed (then re-raise)."""
-    entry = STATS.setdefault(name, {"tried": 0, "failures": 0, "ms": []})
-    entry["tried"] += 1
-    started = time.perf_counter()
-    try:
-        return fn()
-    except BaseException:
-        entry["failures"] += 1
-        raise
-    finally:
-        entry["ms"].append((time.perf_counter() - started) * 1000)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -22,7 +22,7 @@ from assistant.ingest.pipeline import ingest_file
 from assistant.retrieve import Filters
 from assistant.uploads import UploadError, safe_name, save_upload
 from tests.conftest import KeywordEmbedder
-from tests.robustness.conftest import timed
+from tests.robustness.fuzzstats import timed
 
 # Text with the characters that broke things: surrogates, controls, markup, markers, long runs.
 ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()), max_size=300)  # surrogates included
