@@ -20,6 +20,7 @@ from assistant.ingest.structure import parse_blocks
 from assistant.types import Chunk, Document
 
 METADATA_FILE = "metadata.json"
+MAX_TITLE_CHARS = 200
 _DATE_PREFIX = re.compile(r"^(\d{4}-\d{2}(?:-\d{2})?)[_\-\s]")
 
 
@@ -135,7 +136,8 @@ def ingest_file(
     cleaned = strip_markup(raw.text)
     blocks = parse_blocks(cleaned)
     meta = metadata.get(path.name, {})
-    title = meta.get("title") or _first_heading(blocks) or _humanize(path.stem)
+    # Capped: the title heads every chunk's embedded text, so a huge one would overflow each chunk's budget.
+    title = (meta.get("title") or _first_heading(blocks) or _humanize(path.stem))[:MAX_TITLE_CHARS]
     date_match = _DATE_PREFIX.match(path.name)
     page_starts = tuple(bisect.bisect_left(cleaned.offsets, p) for p in raw.page_starts)
     document = Document(

@@ -106,7 +106,7 @@ FILE_BYTES = st.one_of(
     st.binary(max_size=2000),
     ANY_TEXT.map(lambda t: t.encode("utf-8", "surrogatepass")),
     st.lists(st.one_of(TRICKY, QUESTIONS), max_size=60).map(lambda parts: "\n".join(parts).encode("utf-8", "replace")),
-    ANY_TEXT.map(lambda t: t.encode("utf-16")),
+    ANY_TEXT.map(lambda t: t.encode("utf-16", "surrogatepass")),
 )
 SUFFIX = st.sampled_from([".txt", ".md", ".html", ".pdf"])
 
@@ -123,7 +123,8 @@ def test_any_file_is_indexed_or_skipped_with_a_reason(tmp_path_factory, data: by
         except LoadError as exc:
             assert exc.reason
             return
-        assert all(c.tokens <= 120 + 40 for c in result.chunks)  # the budget, give or take a heading line
+        # The passage itself fits the budget (a title and headings, capped in characters, come on top).
+        assert all(n <= 120 for n in embedder.count_tokens([c.text for c in result.chunks]))
         for chunk in result.chunks:
             for s in chunk.sentences:
                 assert 0 <= s.doc_start <= s.doc_end <= len(result.document.text)
