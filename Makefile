@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test lint index train eval bench clean
+.PHONY: setup browser run test lint index train eval bench bench-ingest fuzz clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,18 @@ bench: setup browser
 	$(BIN)/python eval/bench_answer.py
 	@test -f index/CURRENT || $(BIN)/assistant index
 	$(BIN)/python eval/bench_ui.py
+
+# The robustness campaign at length: thousands of fuzzed questions, filters, histories, files, uploads and LLM
+# replies (hypothesis profile "fuzz"); prints inputs tried / failures / p50 / p99 latency per target and writes
+# them to eval/reports/fuzz.json. `make test` runs the same properties with a small example count.
+fuzz: setup
+	mkdir -p eval/reports
+	HYPOTHESIS_PROFILE=fuzz FUZZ_STATS=eval/reports/fuzz.json $(BIN)/python -m pytest -q -p no:cacheprovider \
+		tests/robustness/test_fuzz.py
+
+# Ingestion time and peak memory at 1, 10 and 50 MB (seconds per MB; linear in file size).
+bench-ingest: setup
+	$(BIN)/python eval/bench_ingest.py
 
 clean:
 	rm -rf $(VENV) index/builds index/CURRENT

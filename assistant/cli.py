@@ -14,6 +14,7 @@ import click
 
 from assistant.config import ANSWER_MODES, PROJECT_ROOT, SEARCH_MODES, Settings
 from assistant.errors import AssistantError
+from assistant.sanitize import clean_text
 
 
 def _settings(index_dir: Path | None) -> Settings:
@@ -106,6 +107,9 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
     from assistant.core import Assistant
     from assistant.retrieve import Filters
 
+    query, docs = clean_text(query), tuple(clean_text(d) for d in docs)
+    if not as_json:
+        click.echo("Loading the index and the embedding model…", err=True)
     assistant = Assistant.load(settings=_settings(index_dir))
     hits = assistant.search(query, top_k=top_k, mode=mode, filters=Filters(docs=docs) if docs else None)
     if as_json:
@@ -134,10 +138,17 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
 def ask_cmd(
     question: str, mode: str | None, top_k: int | None, docs: tuple[str, ...], as_json: bool, index_dir: Path | None
 ) -> None:
-    """Answer QUESTION with numbered, verified citations (or say the documents don't answer it)."""
+    """Answer QUESTION with numbered, verified citations (or say the documents don't answer it).
+
+    A question that starts with "-" goes after "--":  assistant ask -- "-5 % in returns: why?"
+    """
     from assistant.core import Assistant
     from assistant.retrieve import Filters
 
+    question, docs = clean_text(question), tuple(clean_text(d) for d in docs)
+    if not as_json:
+        # The first answer of a process loads the embedding model (seconds): say so instead of sitting silent.
+        click.echo("Loading the index and the embedding model…", err=True)
     assistant = Assistant.load(settings=_settings(index_dir))
     filters = Filters(docs=docs) if docs else None
     if docs:
@@ -156,7 +167,8 @@ def ask_cmd(
     click.echo(result.text)
     for sentence in result.sentences:
         if not sentence.supported:
-            click.echo(click.style(f"  (not supported by its sources: {sentence.text})", fg="red"))
+            why = sentence.reason or "not supported by its sources"
+            click.echo(click.style(f"  ({why}: {sentence.text})", fg="red"))
     if result.citations:
         click.echo()
         click.echo("See also:" if result.abstained else "Sources:")
@@ -247,6 +259,11 @@ def train_cmd(gold: Path, out: Path | None, cv_dir: Path | None, index_dir: Path
         click.echo(f"Wrote {', '.join(str(p) for p in write_cv_report(cv, cv_dir))}")
 
 
+# No Deploy button or developer menu, no "source file changed" hints or file watching, no tracebacks.
+UI_FLAGS = ("--client.toolbarMode", "viewer", "--client.showErrorDetails", "none", "--server.runOnSave", "false",
+            "--server.fileWatcherType", "none")  # fmt: skip
+
+
 @main.command("ui")
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for everyone).")
@@ -262,6 +279,8 @@ def ui_cmd(port: int, host: str) -> None:
         sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.headless", "true",
         "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // 1_000_000)),  # the browser refuses bigger files
+        # Staff see the page, not Streamlit's developer tools (see also .streamlit/config.toml).
+        *UI_FLAGS,
     ]  # fmt: skip
     click.echo(f"Chat page on http://{host}:{port} (Ctrl-C to stop)")
     sys.stdout.flush()

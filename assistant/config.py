@@ -57,9 +57,10 @@ class Settings:
     llm_base_url: str = ""
     llm_model: str = ""
     llm_api_key: str = ""
-    llm_timeout: float = 60.0  # seconds per request, then fall back to the extractive answer
+    llm_timeout: float = 60.0  # seconds for the whole request (connect + stream), then the extractive answer
     llm_temperature: float = 0.0
-    llm_max_tokens: int = 512  # length of the generated answer
+    llm_max_tokens: int = 512  # length of the generated answer (also enforced on what we read)
+    llm_max_reply_bytes: int = 1_000_000  # HTTP body of one reply; a server sending more is cut off
     llm_context_tokens: int = 3000  # passages in the prompt, counted with tiktoken (cl100k)
 
     def __post_init__(self) -> None:

@@ -17,6 +17,7 @@ from assistant.index.builder import BuildReport, Progress, build_index
 from assistant.index.embedder import Embedder, SentenceTransformerEmbedder
 from assistant.index.store import IndexData, load_index
 from assistant.retrieve import Filters, Retriever
+from assistant.sanitize import clean_text
 from assistant.types import Answer, Hit
 
 
@@ -111,6 +112,7 @@ class Assistant:
             QueryError: the query is empty, or top_k / mode are invalid.
         """
         text = self._clean_query(query)
+        _check_filters(filters)
         top_k = self.settings.top_k if top_k is None else top_k
         mode = mode or self.settings.search_mode
         if not isinstance(top_k, int) or top_k < 1:
@@ -170,6 +172,7 @@ class Assistant:
         """
         started = time.perf_counter()
         text = self._clean_query(question)
+        _check_filters(filters)
         mode = mode or self.settings.mode
         if mode not in ANSWER_MODES:
             raise QueryError(f"mode must be one of {', '.join(ANSWER_MODES)}; got {mode!r}.")
@@ -186,7 +189,8 @@ class Assistant:
             raise QueryError(f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {search_mode!r}.")
         history = list(history or ())
         notice = None
-        query = standalone(text, history)
+        # A follow-up with the earlier question's words added can outgrow the limit a question has.
+        query = clean_text(standalone(text, history))[: self.settings.max_query_chars]
         if mode == "llm" and history:
             query, notice = self._llm_backend().condense(text, history, fallback=query)
         vector = self.embedder.embed_query(query)
@@ -230,7 +234,14 @@ class Assistant:
         return self._llm
 
     def _clean_query(self, query: str) -> str:
-        if not isinstance(query, str) or not query.strip():
+        if not isinstance(query, str):
+            raise QueryError(f"The question must be text; got {type(query).__name__}.")
+        text = " ".join(clean_text(query).split())
+        if not text:
             raise QueryError("The question is empty; type a question about the documents.")
-        text = " ".join(query.split())
         return text[: self.settings.max_query_chars]
+
+
+def _check_filters(filters: object) -> None:
+    if filters is not None and not isinstance(filters, Filters):
+        raise QueryError(f"filters must be an assistant.Filters (docs, date_from, date_to); got {filters!r}.")

@@ -5,6 +5,7 @@ AssistantError                 base: the CLI and the UI catch it and show its me
  ├── IndexMissingError         no index has been built at the configured place
  ├── IndexCorruptError         the index on disk is damaged, truncated or from another model/format
  ├── ModelError                the answer scorer's weights are missing, damaged or from other code
+ ├── CorpusError               a corpus file the whole build depends on (metadata.json) is malformed
  └── QueryError                the question or search request cannot be used as given
 
 Every message says what to do next.
@@ -31,6 +32,10 @@ class IndexCorruptError(AssistantError):
 
 class ModelError(AssistantError):
     """The learned answer-scoring weights cannot be used (missing, damaged, or for other features)."""
+
+
+class CorpusError(AssistantError):
+    """A corpus-wide file (corpus/metadata.json) is malformed; the message names the file and line."""
 
 
 class QueryError(AssistantError):

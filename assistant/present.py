@@ -92,7 +92,8 @@ def answer_markdown(answer: Answer) -> str:
         if sentence.supported:
             pieces.append(f"{text} {markers}".strip())
         else:
-            pieces.append(f":orange-background[{text}] {markers} :orange[(not supported by its sources)]".strip())
+            why = md_escape(sentence.reason or "not supported by its sources")
+            pieces.append(f":orange-background[{text}] {markers} :orange[({why})]".strip())
     return " ".join(pieces)
 
 
@@ -106,7 +107,7 @@ def conversation_markdown(turns: Sequence[Answer], *, title: str = "Conversation
         else:
             for sentence in answer.sentences or ():
                 markers = "".join(f"[{n}]" for n in sentence.markers)
-                flag = " *(not supported by its sources)*" if not sentence.supported else ""
+                flag = f" *({sentence.reason or 'not supported by its sources'})*" if not sentence.supported else ""
                 lines.append(f"{sentence.text} {markers}{flag}".strip())
             if not answer.sentences:
                 lines.append(answer.text)

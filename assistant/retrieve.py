@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from assistant.errors import QueryError
 from assistant.index.embedder import Embedder
 from assistant.index.store import IndexData
 from assistant.ingest.chunker import embedding_text
@@ -22,6 +25,20 @@ class Filters:
     date_from: str | None = None
     date_to: str | None = None
 
+    def __post_init__(self) -> None:
+        docs = self.docs
+        if isinstance(docs, str) or not isinstance(docs, tuple | list | set | frozenset):
+            raise QueryError(f"Filters.docs must be a list of document file names; got {docs!r}.")
+        if not all(isinstance(d, str) for d in docs):
+            raise QueryError(f"Filters.docs must hold document file names (text); got {list(docs)!r}.")
+        object.__setattr__(self, "docs", tuple(docs))
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value is not None and not _valid_date(value):
+                raise QueryError(
+                    f"Filters.{name} must be an ISO date as text (YYYY, YYYY-MM or YYYY-MM-DD); got {value!r}."
+                )
+
     def allows(self, chunk: Chunk) -> bool:
         if self.docs and chunk.doc not in self.docs:
             return False
@@ -33,6 +50,23 @@ class Filters:
     @property
     def empty(self) -> bool:
         return not (self.docs or self.date_from or self.date_to)
+
+
+def _valid_date(value: object) -> bool:
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        return False
+    parts = [int(p) for p in value.split("-")]
+    if len(parts) > 1 and not 1 <= parts[1] <= 12:
+        return False
+    if len(parts) > 2:
+        try:
+            datetime.date(*parts)
+        except ValueError:
+            return False
+    return True
+
+
+_ISO_DATE = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")
 
 
 def _date_end(date: str) -> str:

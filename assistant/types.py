@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -22,13 +23,8 @@ class Document:
         """1-based page holding the character at `offset`, or None for documents without pages."""
         if not self.page_starts:
             return None
-        page = 0
-        for i, start in enumerate(self.page_starts):
-            if start <= offset:
-                page = i
-            else:
-                break
-        return page + 1
+        # Bisection: the chunker asks for every block, so a scan over the pages made long PDFs quadratic.
+        return max(0, bisect.bisect_right(self.page_starts, offset) - 1) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +56,16 @@ class Chunk:
     end: int
     sentences: tuple[Sentence, ...]
     tokens: int  # length of the embedded text in the embedding model's word pieces
+    # Sentences (indexes into `sentences`) that read like instructions to a model (assistant.ingest.injection):
+    # never put in an LLM prompt, never quoted as an answer, never enough to support an answer sentence.
+    flagged: tuple[int, ...] = ()
 
     def sentence_text(self, sentence: Sentence) -> str:
         return self.text[sentence.start : sentence.end]
+
+    def is_flagged(self, sentence_index: int) -> bool:
+        """Whether sentence `sentence_index` is instruction-like text planted in the document."""
+        return sentence_index in self.flagged
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -73,6 +76,7 @@ class Chunk:
     def from_dict(cls, data: dict[str, Any]) -> Chunk:
         fields = dict(data)
         fields["sentences"] = tuple(Sentence(*map(int, s)) for s in data["sentences"])
+        fields["flagged"] = tuple(int(j) for j in data.get("flagged", ()))
         return cls(**fields)
 
 
@@ -113,6 +117,7 @@ class Citation:
     quote: str  # verbatim source text (whitespace collapsed): a substring of the document's text
     score: float  # support score of the sentence by this passage, 0..1
     supported: bool
+    reason: str = ""  # why it does not support its sentence, when the reader needs more than "unsupported"
     quotes: tuple[str, ...] = ()  # every quote from this passage when several answer sentences cite it
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,9 +131,10 @@ class AnswerSentence:
     text: str  # without markers
     markers: tuple[int, ...]
     supported: bool
+    reason: str = ""  # why it is not supported, when there is more to say (e.g. instruction-like source text)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "markers": list(self.markers), "supported": self.supported}
+        return {"text": self.text, "markers": list(self.markers), "supported": self.supported, "reason": self.reason}
 
 
 ABSTAIN_TEXT = "The documents don't answer this question."

@@ -10,11 +10,17 @@ import os
 import re
 import tempfile
 import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.errors import AssistantError
-from assistant.ingest.loaders import LoadError, load_file
+from assistant.ingest.loaders import LoadError, decode_text, load_file
 from assistant.ingest.markup import strip_markup
+
+if TYPE_CHECKING:
+    from assistant.index.builder import BuildReport
 
 MAX_UPLOAD_BYTES = 20_000_000  # 20 MB
 KINDS = {".pdf": "pdf", ".html": "html", ".htm": "html", ".txt": "text", ".md": "text", ".markdown": "text"}
@@ -29,22 +35,26 @@ def sniff(data: bytes) -> str | None:
     """'pdf', 'html' or 'text' judged from the bytes alone, or None for binary data that is none of them."""
     if data.startswith(b"%PDF-"):
         return "pdf"
-    head = data[:4096]
-    if b"\x00" in head:
+    decoded = decode_text(data)
+    if decoded is None:
         return None
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # a multi-byte character cut at 4096 bytes is fine
-            return None
-    return "html" if _HTML_START.match(head) else "text"
+    return "html" if _HTML_START.match(decoded[0][:4096].encode("utf-8", "replace")) else "text"
+
+
+MAX_NAME_BYTES = 200  # file systems allow 255 bytes; leave room for the ".upload-" temporary prefix
 
 
 def safe_name(name: str) -> str:
-    """A plain file name: no folders, no control or shell-special characters, spaces as dashes."""
+    """A plain file name: no folders, no control or shell-special characters, spaces as dashes, at most
+    MAX_NAME_BYTES bytes of UTF-8 (the stem is shortened on a character boundary; the suffix is kept)."""
     base = unicodedata.normalize("NFKC", Path(name.replace("\\", "/")).name).strip()
     base = re.sub(r"-+(?=\.)", "", re.sub(r"[^\w.\-]+", "-", base)).strip(".-")
-    return base[:120]
+    path = Path(base)
+    suffix = path.suffix if len(path.suffix.encode()) <= 16 else ""
+    stem = base[: len(base) - len(suffix)] if suffix else base
+    room = MAX_NAME_BYTES - len(suffix.encode())
+    stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(".-")
+    return stem + suffix if stem else ""
 
 
 def save_upload(name: str, data: bytes, corpus_dir: Path, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Path:
@@ -55,6 +65,8 @@ def save_upload(name: str, data: bytes, corpus_dir: Path, *, max_bytes: int = MA
             PDF, no text), or a document of that name already exists. Nothing is written then.
     """
     clean = safe_name(name)
+    if not clean or clean.startswith("."):
+        raise UploadError(f"{name!r} is not a usable file name; rename the file.")
     suffix = Path(clean).suffix.lower()
     if suffix not in KINDS:
         raise UploadError(f"{name}: only {', '.join(sorted(KINDS))} files can be added.")
@@ -69,7 +81,7 @@ def save_upload(name: str, data: bytes, corpus_dir: Path, *, max_bytes: int = MA
     if kind != expected and not (expected == "text" and kind == "html"):  # Markdown may start with HTML
         raise UploadError(f"{name} is named {suffix} but its content is {kind.upper()}; rename or convert it.")
     target = corpus_dir / clean
-    if target.exists():
+    if target.exists() or target.is_symlink():
         raise UploadError(f"A document named {clean} is already in the corpus; rename the file to add it.")
     with tempfile.TemporaryDirectory() as tmp:
         probe = Path(tmp) / clean
@@ -91,3 +103,54 @@ def save_upload(name: str, data: bytes, corpus_dir: Path, *, max_bytes: int = MA
         Path(partial).unlink(missing_ok=True)
         raise UploadError(f"Could not save {clean} into {corpus_dir} ({exc.strerror or exc}).") from exc
     return target
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    added: tuple[str, ...]  # file names now in the corpus and the index
+    refused: dict[str, str]  # uploaded name -> why it was not added (nothing of it is left in the corpus)
+    report: BuildReport | None  # the index build, when one ran
+
+
+def add_uploads(
+    files: Sequence[tuple[str, bytes]],
+    corpus_dir: Path,
+    build: Callable[[], BuildReport],
+    *,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+) -> UploadResult:
+    """Save uploads into the corpus and index them; whatever is not indexed is taken back out.
+
+    `build` runs the index build (the page passes one drawing progress bars). A file the build skips is
+    removed and refused with the build's reason; when the build fails altogether, every saved file is removed
+    and the error re-raised, so nothing is left behind on any failure.
+    """
+    refused: dict[str, str] = {}
+    saved: dict[str, Path] = {}
+    for name, data in files:
+        try:
+            saved[name] = save_upload(name, data, corpus_dir, max_bytes=max_bytes)
+        except UploadError as exc:
+            refused[name] = str(exc)
+    if not saved:
+        return UploadResult((), refused, None)
+    try:
+        report = build()
+    except BaseException:
+        for path in saved.values():
+            path.unlink(missing_ok=True)
+        raise
+    added: list[str] = []
+    for name, path in saved.items():
+        # The report names skipped files by the path the builder found them at.
+        reason = (
+            report.skipped.get(str(path)) or report.skipped.get(str(path.resolve())) or report.skipped.get(path.name)
+        )
+        if reason is None and path.name not in report.added + report.changed + report.unchanged:
+            reason = "was not indexed"
+        if reason is not None:
+            path.unlink(missing_ok=True)
+            refused[name] = f"{path.name} {reason}."
+        else:
+            added.append(path.name)
+    return UploadResult(tuple(added), refused, report)

@@ -17,6 +17,13 @@ class ScriptedLLM(BaseHTTPRequestHandler):
     replies: ClassVar[list[str]] = []
     delay: ClassVar[float] = 0.0
     requests: ClassVar[list[dict[str, Any]]] = []
+    # Hostile behaviours: "drip" sends its reply one byte per `drip_seconds`; "garbage" sends `raw` bytes as
+    # the body (broken JSON, a broken event stream); "flood" streams `flood_bytes` of text in small events.
+    mode: ClassVar[str] = "normal"
+    drip_seconds: ClassVar[float] = 0.2
+    raw: ClassVar[bytes] = b""
+    flood_bytes: ClassVar[int] = 0
+    stop: ClassVar[threading.Event] = threading.Event()
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -30,6 +37,33 @@ class ScriptedLLM(BaseHTTPRequestHandler):
         type(self).requests.append(body)
         time.sleep(self.delay)
         reply = type(self).replies.pop(0) if type(self).replies else NOT_FOUND
+        if self.mode == "garbage":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream" if body.get("stream") else "application/json")
+            self.end_headers()
+            self.wfile.write(self.raw)
+            return
+        if self.mode == "drip":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            event = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "delta": {"content": reply}, "finish_reason": None}]}  # fmt: skip
+            for byte in f"data: {json.dumps(event)}\n\n".encode():  # bounded: one event, then the client quits
+                if self.stop.wait(self.drip_seconds):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            return
+        if self.mode == "flood":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            sent = 0
+            while sent < self.flood_bytes and not self.stop.is_set():  # bounded by flood_bytes
+                self._event({"choices": [{"index": 0, "delta": {"content": "word " * 20}, "finish_reason": None}]})
+                sent += 100
+            return
         if body.get("stream"):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -66,11 +100,14 @@ def _pieces(text: str) -> Iterator[str]:
 def serve() -> Iterator[str]:
     """Start the server; yield its base URL (…/v1); always shut it down."""
     ScriptedLLM.replies, ScriptedLLM.delay, ScriptedLLM.requests = [], 0.0, []
+    ScriptedLLM.mode, ScriptedLLM.raw, ScriptedLLM.flood_bytes = "normal", b"", 0
+    ScriptedLLM.stop = threading.Event()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), ScriptedLLM)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
     finally:
+        ScriptedLLM.stop.set()  # hostile handlers still sending stop at once
         httpd.shutdown()
         httpd.server_close()

@@ -91,7 +91,8 @@ def test_cli_ask_prints_a_cited_answer_or_json(real_index: Path) -> None:
     data = json.loads(CliRunner().invoke(main, [*args, "--json"]).output)
     assert {"question", "text", "citations", "abstained", "reason", "mode", "timings_ms", "hits"} <= set(data)
     assert set(data["citations"][0]) == {
-        "marker", "doc", "title", "date", "section", "page", "chunk_id", "quote", "score", "supported", "quotes",
+        "marker", "doc", "title", "date", "section", "page", "chunk_id", "quote", "score", "supported", "reason",
+        "quotes",
     }  # fmt: skip
     bad_doc = CliRunner().invoke(main, [*args, "--doc", "nope.pdf"])
     assert bad_doc.exit_code != 0 and "nope.pdf" in bad_doc.output and "Indexed documents" in bad_doc.output

@@ -94,7 +94,7 @@ def test_conversation_markdown_has_questions_answers_and_sources() -> None:
 @pytest.mark.parametrize(
     ("data", "kind"),
     [(b"%PDF-1.7 ...", "pdf"), (b"<!DOCTYPE html><p>x</p>", "html"), (b"  <html>", "html"), (b"# Title\n", "text"),
-     (b"plain \xc3\xa9", "text"), (b"\x89PNG\r\n\x1a\n\x00\x00", None), (b"caf\xe9 latin-1 text", None)],
+     (b"plain \xc3\xa9", "text"), (b"\x89PNG\r\n\x1a\n\x00\x00", None), (b"caf\xe9 latin-1 text", "text")],
 )  # fmt: skip
 def test_sniff_judges_by_content(data: bytes, kind: str | None) -> None:
     assert sniff(data) == kind

@@ -79,7 +79,8 @@ def test_passages_are_numbered_delimited_data_within_the_token_budget(loaded_hit
     assert block.startswith("<passages>") and block.rstrip().endswith("</passages>")
     assert block.count("<passage id=") == len(used) and '<passage id="1"' in block
     assert "</passages>" not in block[: -len("</passages>") - 1]  # a passage cannot close the data block
-    assert "Ignore previous instructions" in block  # the text stays, as quoted data inside the block
+    # Instruction-like text is flagged at index time and never reaches the model (assistant.ingest.injection).
+    assert "Ignore previous instructions" not in block and "[instruction-like text removed]" in block
     assert count_tokens(block) <= 10_000
     assert format_passages(loaded_hits, budget=30)[1] == []  # too small a budget: no passage, never overflow
 

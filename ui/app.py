@@ -34,7 +34,7 @@ from assistant.present import (
 )
 from assistant.retrieve import Filters
 from assistant.types import Answer
-from assistant.uploads import MAX_UPLOAD_BYTES, UploadError, save_upload
+from assistant.uploads import MAX_UPLOAD_BYTES, add_uploads
 
 log = logging.getLogger("assistant.ui")
 EXAMPLES_FILE = Path(__file__).with_name("examples.json")
@@ -207,30 +207,21 @@ def upload_box(settings: Settings) -> None:
 
 
 def add_documents(settings: Settings, files: list[Any]) -> None:
-    saved: list[Path] = []
-    for file in files:
-        try:
-            saved.append(save_upload(file.name, file.getvalue(), settings.corpus_dir))
-        except UploadError as exc:
-            st.error(str(exc))
-    if not saved:
-        return
+    names = ", ".join(f.name for f in files)
     try:
-        report = build_index(settings, f"Indexing {', '.join(p.name for p in saved)}…")
-    except AssistantError as exc:
-        for path in saved:
-            path.unlink(missing_ok=True)
+        result = add_uploads(
+            [(f.name, f.getvalue()) for f in files],
+            settings.corpus_dir,
+            lambda: build_index(settings, f"Indexing {names}…"),
+        )
+    except AssistantError as exc:  # the build failed: add_uploads has already taken every upload back out
         st.error(f"{exc} The upload was not added.")
         return
-    for path in saved:
-        if path.name in report.skipped:  # the builder could not index it after all: take it back out
-            path.unlink(missing_ok=True)
-            st.error(f"{path.name}: {report.skipped[path.name]}. It was not added.")
-    if report.wrote:
+    for reason in result.refused.values():
+        st.error(f"{reason} It was not added.")
+    if result.added and result.report is not None:
         st.session_state.generation += 1
-        st.success(
-            f"Added {', '.join(p.name for p in saved if p.exists())}. The index now has {report.chunks} passages."
-        )
+        st.success(f"Added {', '.join(result.added)}. The index now has {result.report.chunks} passages.")
 
 
 # --- answers ---------------------------------------------------------------------------------------------
@@ -262,6 +253,9 @@ def show_answer(turn: dict[str, Any], assistant: Assistant, log_path: Path) -> N
         failed = [f"[{c.marker}]" for c in group if not c.supported]
         if failed and not answer.abstained:
             label += f" — {' '.join(failed)} does not support its sentence"
+            reasons = sorted({c.reason for c in group if not c.supported and c.reason})
+            if reasons:
+                label += f" ({'; '.join(reasons)})"
         with st.expander(label):
             quotes = [q for c in group for q in (c.quotes or (c.quote,))]
             passage = _passage_text(assistant, first.chunk_id) or " … ".join(quotes)

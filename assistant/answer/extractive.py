@@ -160,8 +160,8 @@ class SentenceScorer:
                 continue
             for j in range(len(hit.chunk.sentences)):
                 members = self._span(question, ci, j)
-                if tuple(members) in out:
-                    continue
+                if tuple(members) in out or any(self.data.chunks[c].is_flagged(k) for c, k in members):
+                    continue  # flagged: instruction-like text in a document is data, never quoted as an answer
                 terms = set().union(*(self.sentence_terms(c, k) for c, k in members))
                 for c, k in members:
                     if (c, k) not in sims:

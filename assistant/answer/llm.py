@@ -10,6 +10,7 @@ with no supported sentence falls back to the extractive answer, with a notice sa
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 
 from assistant.answer.compose import Draft, abstention
 from assistant.answer.extractive import SentenceScorer
+from assistant.answer.guard import client_kwargs, guarded_client
 from assistant.answer.question import history_questions
 from assistant.answer.text import collapse
 from assistant.answer.verify import MARKER, best_similarity, check_support, split_answer
@@ -25,7 +27,7 @@ from assistant.config import Settings
 from assistant.errors import ConfigError
 from assistant.index.embedder import Embedder
 from assistant.tokens import count_tokens, truncate_to_tokens
-from assistant.types import ABSTAIN_TEXT, AnswerSentence, Citation, Hit
+from assistant.types import ABSTAIN_TEXT, AnswerSentence, Chunk, Citation, Hit
 
 NOT_FOUND = "NOT_IN_DOCUMENTS"
 SYSTEM_PROMPT = f"""You answer questions about EU migration-policy documents for policy officers.
@@ -60,6 +62,8 @@ def make_chat_model(settings: Settings) -> Any:
             max_completion_tokens=settings.llm_max_tokens,
             timeout=settings.llm_timeout,
             max_retries=0,
+            # One deadline for the whole request and a byte cap on the reply (see guard.py).
+            http_client=guarded_client(timeout=settings.llm_timeout, max_bytes=settings.llm_max_reply_bytes),
         )
     if settings.llm_provider == "ollama":
         from langchain_ollama import ChatOllama
@@ -70,6 +74,7 @@ def make_chat_model(settings: Settings) -> Any:
             temperature=settings.llm_temperature,
             num_predict=settings.llm_max_tokens,
             client_kwargs={"timeout": settings.llm_timeout},
+            sync_client_kwargs=client_kwargs(timeout=settings.llm_timeout, max_bytes=settings.llm_max_reply_bytes),
         )
     raise ConfigError(
         f"Unknown LLM provider {settings.llm_provider!r}: set ASSISTANT_LLM_PROVIDER to 'openai' or 'ollama'."
@@ -83,8 +88,9 @@ def format_passages(hits: Sequence[Hit], budget: int) -> tuple[str, list[Hit]]:
     spent = 0
     for number, hit in enumerate(hits, start=1):
         c = hit.chunk
-        # A passage cannot close its own delimiter and smuggle text out of the data block.
-        body = re.sub(r"</?\s*passages?\b[^>]*>", " ", c.text, flags=re.IGNORECASE)
+        # A passage cannot close its own delimiter and smuggle text out of the data block, and sentences
+        # flagged as instructions to a model (assistant.ingest.injection) never reach the model at all.
+        body = re.sub(r"</?\s*passages?\b[^<>]*>", " ", without_flagged(c), flags=re.IGNORECASE)
         head = f'<passage id="{number}" title="{c.title}" date="{c.date}" section="{c.section[-120:]}">'
         block = f"{head}\n{body}\n</passage>"
         cost = count_tokens(block)
@@ -98,6 +104,24 @@ def format_passages(hits: Sequence[Hit], budget: int) -> tuple[str, list[Hit]]:
         used.append(hit)
         spent += cost
     return "<passages>\n" + "\n".join(parts) + "\n</passages>", used
+
+
+FLAGGED_PLACEHOLDER = "[instruction-like text removed]"
+FLAGGED_REASON = "supported only by instruction-like text planted in the source, not by its content"
+
+
+def without_flagged(chunk: Chunk) -> str:
+    """The chunk's text with its flagged sentences replaced by a placeholder."""
+    if not chunk.flagged:
+        return chunk.text
+    parts: list[str] = []
+    pos = 0
+    for j in sorted(set(chunk.flagged)):
+        s = chunk.sentences[j]
+        parts += [chunk.text[pos : s.start], FLAGGED_PLACEHOLDER]
+        pos = s.end
+    parts.append(chunk.text[pos:])
+    return "".join(parts)
 
 
 class LLMBackend:
@@ -139,12 +163,32 @@ class LLMBackend:
         passages, used = format_passages(hits, self.settings.llm_context_tokens)
         messages = [("system", SYSTEM_PROMPT), ("human", f"{passages}\n\nQuestion: {question}")]
         pieces: list[str] = []
+        cut: str | None = None
+        deadline = time.monotonic() + self.settings.llm_timeout
+        max_bytes = self.settings.llm_max_reply_bytes
+        size = tokens = 0
         try:
-            for chunk in self.model.stream(messages):
-                piece = _content(chunk)
-                if piece:
+            stream = self.model.stream(messages)
+            try:
+                for chunk in stream:
+                    # Whatever the chat model (HTTP ones are also bounded in guard.py): one deadline, and the
+                    # reply is cut at the token and byte caps instead of read without end.
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"no complete reply within {self.settings.llm_timeout:g} s")
+                    piece = _content(chunk)
+                    if not piece:
+                        continue
+                    size += len(piece.encode("utf-8", "replace"))
+                    tokens += count_tokens(piece[:4096])
+                    if tokens > self.settings.llm_max_tokens or size > max_bytes:
+                        cut = f"The language model's reply was cut at {self.settings.llm_max_tokens} tokens."
+                        break
                     pieces.append(piece)
                     yield piece
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()  # stop reading: closes the HTTP response
         except Exception as exc:  # unreachable server, HTTP error, timeout, bad reply: fall back, never crash
             notice = f"The language model failed ({_short(exc)}); showing the extractive answer instead."
             return extractive, notice, False
@@ -160,7 +204,7 @@ class LLMBackend:
                 "showing the extractive answer instead."
             )
             return extractive, notice, False
-        return draft, None, True
+        return draft, cut, True
 
     def verify(self, text: str, passages: Sequence[Hit]) -> Draft:
         """Check each sentence against the passages it cites; renumber markers as citations."""
@@ -174,6 +218,7 @@ class LLMBackend:
                 continue
             own: list[int] = []
             supported = False
+            reasons: list[str] = []
             for n in dict.fromkeys(markers):
                 if not 1 <= n <= len(passages):
                     continue  # a marker pointing at no passage is removed
@@ -181,15 +226,17 @@ class LLMBackend:
                 citations.append(citation)
                 own.append(citation.marker)
                 supported = supported or citation.supported
+                reasons.append(citation.reason)
             if self.settings.drop_unsupported and not supported:
                 for marker in own:
                     citations = [c for c in citations if c.marker != marker]
                 continue
-            sentences.append(AnswerSentence(body, tuple(own), supported))
+            reason = "" if supported else next((r for r in reasons if r), "")
+            sentences.append(AnswerSentence(body, tuple(own), supported, reason))
         # Markers are renumbered 1..n in order of appearance (dropping sentences can leave gaps).
         renumber = {c.marker: i for i, c in enumerate(citations, start=1)}
         citations = [_with_marker(c, renumber[c.marker]) for c in citations]
-        sentences = [AnswerSentence(s.text, tuple(renumber[m] for m in s.markers), s.supported) for s in sentences]
+        sentences = [replace(s, markers=tuple(renumber[m] for m in s.markers)) for s in sentences]
         final = " ".join(s.text + "".join(f" [{m}]" for m in s.markers) for s in sentences)
         return Draft(final, tuple(citations), tuple(sentences), False, None, 1.0)
 
@@ -199,10 +246,20 @@ class LLMBackend:
         passage_vectors = (
             self.scorer.data.sentence_vectors[self.scorer.data.sentence_rows(ci)] if ci is not None else None
         )
-        support = check_support(sentence, chunk.text, best_similarity(vector, passage_vectors))
+        # Flagged sentences (instructions planted in the document) count for nothing: a figure an injected
+        # instruction told the model to state must not pass because the instruction contains it.
+        clean = [j for j in range(len(chunk.sentences)) if not chunk.is_flagged(j)]
+        clean_vectors = passage_vectors[clean] if passage_vectors is not None and chunk.flagged else passage_vectors
+        support = check_support(sentence, without_flagged(chunk), best_similarity(vector, clean_vectors))
+        reason = ""
+        full_support = check_support(sentence, chunk.text, best_similarity(vector, passage_vectors))
+        if chunk.flagged and not support.supported and full_support.supported:
+            reason = FLAGGED_REASON
         # The quote is the passage sentence that best supports the answer sentence, verbatim from the document.
-        best_j, best_score = 0, -1.0
+        best_j, best_score = (clean[0] if clean else 0), -1.0
         for j, s in enumerate(chunk.sentences):
+            if chunk.is_flagged(j):
+                continue
             sim = float(passage_vectors[j] @ vector) if passage_vectors is not None else None
             score = check_support(sentence, chunk.sentence_text(s), sim).score
             if score > best_score:
@@ -214,7 +271,7 @@ class LLMBackend:
         else:
             quote = collapse(chunk.text)
         return Citation(marker, chunk.doc, chunk.title, chunk.date, chunk.section, chunk.page, chunk.chunk_id, quote,
-                        support.score, support.supported)  # fmt: skip
+                        support.score, support.supported, reason)  # fmt: skip
 
 
 def _with_marker(citation: Citation, marker: int) -> Citation:

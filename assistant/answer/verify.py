@@ -21,7 +21,15 @@ MIN_OVERLAP = 0.6  # share of the sentence's content words found in the passage,
 MIN_OVERLAP_WITH_SIMILARITY = 0.35  # ... or this much overlap and a close paraphrase
 MIN_SIMILARITY = 0.6
 
-MARKER = re.compile(r"\s*\[(\d{1,3})\]")
+# The lookbehind lets a match start only where a whitespace run starts: the same matches as `\s*\[n\]`, but a
+# long run of spaces is scanned once instead of once per space (quadratic on a hostile reply).
+MARKER = re.compile(r"(?<!\s)\s*\[(\d{1,3})\]")
+# Where a generated sentence ends: terminal punctuation with the markers after it, before whitespace or the
+# end; or markers that close a line. Linear on any input: each alternative starts at most once per run
+# (lookbehinds) and its runs are possessive, so nothing is rescanned.
+_SENTENCE_END = re.compile(
+    r"(?<=[^\s])[.!?](?:\s*+\[\d{1,3}\])*+(?=\s|$)|(?<![\s\]])(?:\s*+\[\d{1,3}\])++(?=[^\S\n]*+(?:\n|$))"
+)
 # Framing the answerer adds around a quoted sentence ("As of December 2024 (State of play): ... ").
 _FRAME = re.compile(r"^(?:As of [^:]{1,80}:|Earlier \([^)]{1,80}\):)\s*")
 
@@ -70,10 +78,8 @@ def best_similarity(sentence_vector: np.ndarray | None, passage_vectors: np.ndar
 def split_answer(text: str) -> list[tuple[str, list[int]]]:
     """Split generated text into sentences, each with the [n] markers that follow or end it."""
     pieces: list[tuple[str, list[int]]] = []
-    # A sentence ends at . ! ? (optionally followed by markers) before whitespace and a capital/quote/end.
-    pattern = re.compile(r"(.+?(?:[.!?](?:\s*\[\d{1,3}\])*|(?:\s*\[\d{1,3}\])+(?=\s*(?:\n|$))))(?=\s+|$)", re.S)
     pos = 0
-    for m in pattern.finditer(text):
+    for m in _SENTENCE_END.finditer(text):
         chunk = text[pos : m.end()]
         pos = m.end()
         if chunk.strip():

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from assistant.config import Settings
 from assistant.errors import AssistantError, IndexCorruptError
@@ -33,7 +34,10 @@ from assistant.types import Chunk, Document
 Progress = Callable[[str, int, int], None]
 EMBED_BATCH = 64
 # Bump when chunk text or what is embedded changes (ingest.chunker): forces re-chunking and re-embedding.
-TEXT_FORMAT = 3
+# 4: chunks carry `flagged` (instruction-like sentences, assistant.ingest.injection).
+TEXT_FORMAT = 4
+LOCK_FILE = ".build.lock"
+LOCK_WAIT_SECONDS = 1800.0  # a second build waits this long for the first, then gives up with advice
 
 
 @dataclass
@@ -44,7 +48,9 @@ class BuildReport:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # file -> reason
+    skipped: dict[str, str] = field(default_factory=dict)  # file -> reason (also refused links, special files)
+    flagged: dict[str, list[str]] = field(default_factory=dict)  # file -> instruction-like sentences (shortened)
+    waited_seconds: float = 0.0  # time spent waiting for another build of the same index to finish
     warnings: list[str] = field(default_factory=list)
     embedded_chunks: int = 0
     embedded_sentences: int = 0
@@ -70,15 +76,50 @@ def build_index(
 
     The index afterwards holds exactly those files. Unchanged files keep their chunks and vectors; a file
     that cannot be loaded is reported in `skipped` and left out, and everything else is still indexed.
+    Builds of one index run one at a time (a file lock): a second build waits for the first, reporting the
+    stage "waiting", and then finds the index up to date or updates it.
     """
     started = time.perf_counter()
-    report = BuildReport()
     tick = progress or (lambda stage, done, total: None)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.index_dir / LOCK_FILE))
+    waited = 0.0
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        tick("waiting", 0, 1)
+        try:
+            lock.acquire(timeout=LOCK_WAIT_SECONDS)
+        except Timeout as exc:
+            raise AssistantError(
+                f"Another build of {settings.index_dir} has been running for over {LOCK_WAIT_SECONDS / 60:.0f} "
+                "minutes; wait for it to finish (or stop it) and run `assistant index` again."
+            ) from exc
+        tick("waiting", 1, 1)
+        waited = time.perf_counter() - started
+    try:
+        report = _build_locked(settings, embedder, paths=paths, rebuild=rebuild, tick=tick, started=started)
+    finally:
+        lock.release()
+    report.waited_seconds = round(waited, 3)
+    return report
+
+
+def _build_locked(
+    settings: Settings,
+    embedder: Embedder,
+    *,
+    paths: Iterable[Path] | None,
+    rebuild: bool,
+    tick: Progress,
+    started: float,
+) -> BuildReport:
+    report = BuildReport()
     roots = list(paths) if paths else [settings.corpus_dir]
     for root in roots:
         if not root.exists():
             report.skipped[str(root)] = "does not exist"
-    files = discover(roots)
+    files = discover(roots, refused=report.skipped)
     metadata = load_metadata(settings.corpus_dir)
     chunk_cfg = chunker_settings(settings)
     chunker_json = {**asdict(chunk_cfg), "text_format": TEXT_FORMAT, "parse_format": PARSE_FORMAT}
@@ -108,6 +149,7 @@ def build_index(
     ):
         report.unchanged = sorted(keys)
         _fill_counts(report, previous.chunks, len(previous.documents))
+        report.flagged = _flagged(previous.chunks)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -186,6 +228,7 @@ def build_index(
     write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, values)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))
+    report.flagged = _flagged(chunks)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -241,6 +284,17 @@ def _file_key(path: Path, meta: dict[str, str] | None) -> str:
     digest = hashlib.sha256(file_sha256(path).encode())
     digest.update(json.dumps(meta or {}, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def _flagged(chunks: list[Chunk]) -> dict[str, list[str]]:
+    """Instruction-like sentences per file, shortened, each once (a table row's key cells repeat)."""
+    found: dict[str, dict[int, str]] = {}
+    for chunk in chunks:
+        for j in chunk.flagged:
+            s = chunk.sentences[j]
+            text = " ".join(chunk.sentence_text(s).split())
+            found.setdefault(chunk.doc, {})[s.doc_start] = text if len(text) <= 100 else text[:99] + "…"
+    return {doc: list(by_start.values()) for doc, by_start in sorted(found.items())}
 
 
 def _fill_counts(report: BuildReport, chunks: list[Chunk], documents: int) -> None:

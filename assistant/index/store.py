@@ -12,7 +12,9 @@ Layout of an index directory:
                                 parsed once at build time; see assistant.nlp)
 
 A build is written into its own directory and only then published by replacing CURRENT, so a crash or
-Ctrl-C mid-build leaves the previous index usable; stale builds are removed after publishing.
+Ctrl-C mid-build leaves the previous index usable. After publishing, builds older than the previous one are
+removed: the previous build stays, so a reader that read CURRENT just before the switch can still load it
+(and a reader that loses that race anyway retries once with the new CURRENT).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexCorruptError, IndexMissingError
+from assistant.index.validate import check_consistency, check_manifest, parse_chunks, parse_documents, read_json
 from assistant.nlp import Value, decode, encode
 from assistant.types import Chunk, Document
 
@@ -97,6 +100,7 @@ def write_index(
     build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     tmp = builds / f".tmp-{build_id}"
     tmp.mkdir()
+    previous = _pointed_build(index_dir)
     try:
         index = faiss.IndexFlatIP(manifest.dimension)
         if len(vectors):
@@ -119,27 +123,39 @@ def write_index(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _remove_stale_builds(index_dir, keep=build_id)
+    _remove_stale_builds(index_dir, keep={build_id, previous})
     return final
 
 
 def read_manifest(index_dir: Path) -> tuple[Manifest, Path]:
     build_dir = _current_build(index_dir)
-    try:
-        data = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
-        manifest = Manifest(**data)
-    except (OSError, ValueError, TypeError) as exc:
-        raise IndexCorruptError(f"The index manifest in {build_dir} is unreadable ({exc}). {REBUILD_HINT}") from exc
-    if manifest.format_version != FORMAT_VERSION:
+    where = index_dir
+    data = check_manifest(read_json(build_dir / "manifest.json", where), where)
+    if data["format_version"] != FORMAT_VERSION:
         raise IndexCorruptError(
-            f"The index in {index_dir} has format {manifest.format_version}; this version reads format "
+            f"The index in {index_dir} has format {data['format_version']}; this version reads format "
             f"{FORMAT_VERSION}. {REBUILD_HINT}"
         )
-    return manifest, build_dir
+    return Manifest(**data), build_dir
 
 
 def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> IndexData:
-    """Load and verify an index; refuse (IndexCorruptError) anything damaged or mismatched."""
+    """Load and verify an index; refuse (IndexCorruptError) anything damaged or mismatched.
+
+    A build can be published while this reads the previous one; when loading fails and CURRENT meanwhile
+    names another build, the load is tried once more with that build.
+    """
+    seen = _pointed_build(index_dir)
+    try:
+        return _load_once(index_dir, expect_fingerprint)
+    except (IndexCorruptError, IndexMissingError):
+        now = _pointed_build(index_dir)
+        if now is None or now == seen:
+            raise
+    return _load_once(index_dir, expect_fingerprint)
+
+
+def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
     import faiss
 
     manifest, build_dir = read_manifest(index_dir)
@@ -152,20 +168,21 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
     for name in ARTIFACTS:
         expected = manifest.artifacts.get(name)
         path = build_dir / name
-        if expected is None or not path.exists():
+        if expected is None or not path.is_file():
             raise IndexCorruptError(f"The index in {index_dir} is missing {name}. {REBUILD_HINT}")
-        actual = _checksum(path)
-        if actual != expected:
+        try:
+            actual = _checksum(path)
+        except OSError as exc:
+            raise IndexCorruptError(f"{name} in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
+        if actual != {"sha256": expected["sha256"], "bytes": expected["bytes"]}:
             raise IndexCorruptError(
                 f"{name} in {index_dir} is damaged or truncated ({actual['bytes']} bytes, expected "
                 f"{expected['bytes']}; checksum differs). {REBUILD_HINT}"
             )
+    chunks = parse_chunks(read_json(build_dir / "chunks.json", index_dir), index_dir)
+    documents = parse_documents(read_json(build_dir / "documents.json", index_dir), index_dir)
+    check_consistency(manifest.files, documents, chunks, index_dir)
     try:
-        chunks = [Chunk.from_dict(c) for c in json.loads((build_dir / "chunks.json").read_text(encoding="utf-8"))]
-        documents = {
-            d["doc_id"]: Document(**{**d, "page_starts": tuple(d["page_starts"])})
-            for d in json.loads((build_dir / "documents.json").read_text(encoding="utf-8"))
-        }
         vectors = faiss.read_index(str(build_dir / "vectors.faiss"))
         sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False)
         values = decode(json.loads((build_dir / "parse.json").read_text(encoding="utf-8")))
@@ -178,9 +195,9 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
             f"{REBUILD_HINT}"
         )
     offsets = sentence_offsets(chunks)
-    if sentence_vectors.shape != (int(offsets[-1]), manifest.dimension):
+    if sentence_vectors.dtype != np.float32 or sentence_vectors.shape != (int(offsets[-1]), manifest.dimension):
         raise IndexCorruptError(
-            f"The index in {index_dir} has {sentence_vectors.shape[0]} sentence vectors for {int(offsets[-1])} "
+            f"The index in {index_dir} has {sentence_vectors.shape} sentence vectors for {int(offsets[-1])} "
             f"sentences. {REBUILD_HINT}"
         )
     if len(values) != len(chunks):
@@ -190,23 +207,35 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
     return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, values)
 
 
+def _pointed_build(index_dir: Path) -> str | None:
+    """The build id CURRENT names, or None when it is absent or unreadable (no error: used for comparisons)."""
+    try:
+        build = json.loads((index_dir / CURRENT).read_text(encoding="utf-8")).get("build")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return build if isinstance(build, str) else None
+
+
 def _current_build(index_dir: Path) -> Path:
     pointer = index_dir / CURRENT
     if not pointer.exists():
         raise IndexMissingError(f"No index found in {index_dir}. Run `assistant index` to build it.")
     try:
-        build_id = json.loads(pointer.read_text(encoding="utf-8"))["build"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        data = json.loads(pointer.read_text(encoding="utf-8"))
+        build_id = data["build"] if isinstance(data, dict) else None
+    except (OSError, ValueError, KeyError) as exc:
         raise IndexCorruptError(f"{pointer} is unreadable ({exc}). {REBUILD_HINT}") from exc
-    build_dir = index_dir / BUILDS / str(build_id)
-    if not build_dir.is_dir() or "/" in str(build_id) or str(build_id).startswith("."):
+    if not isinstance(build_id, str) or not build_id or "/" in build_id or "\\" in build_id or "\x00" in build_id:
+        raise IndexCorruptError(f"{pointer} does not name a build ({build_id!r}). {REBUILD_HINT}")
+    build_dir = index_dir / BUILDS / build_id
+    if build_id.startswith(".") or not build_dir.is_dir():
         raise IndexCorruptError(f"The index build {build_id!r} named in {pointer} is missing. {REBUILD_HINT}")
     return build_dir
 
 
-def _remove_stale_builds(index_dir: Path, keep: str) -> None:
+def _remove_stale_builds(index_dir: Path, keep: set[str | None]) -> None:
     for child in (index_dir / BUILDS).iterdir():
-        if child.name != keep:
+        if child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
     for child in index_dir.glob(f".{CURRENT}.*"):
         child.unlink(missing_ok=True)

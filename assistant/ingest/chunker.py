@@ -138,6 +138,31 @@ class _Packer:
                 start = last
             last = cut
         pieces.append(self._unit(start, unit.end))
+        return [p for piece in pieces for p in self._hard_split(piece, room)]
+
+    def _hard_split(self, unit: Unit, room: int) -> list[Unit]:
+        """Cut a piece with no usable word boundary (a long URL, a run of digits) at character positions."""
+        room = max(16, room)  # a very long title leaves little room; never cut to single characters
+        if unit.tokens <= room or unit.end - unit.start < 2:
+            return [unit]
+        pieces: list[Unit] = []
+        start = unit.start
+        # Characters per token measured on this piece; 0.8 leaves room for the estimate being off. Each round
+        # at least halves what is left over budget, so the loop ends (bounded by the piece's length anyway).
+        step = max(1, int((unit.end - unit.start) * room / unit.tokens * 0.8))
+        text = self.doc.text
+        while start < unit.end:
+            end = min(unit.end, start + step)
+            space = text.rfind(" ", start + 1, end)  # a word boundary inside the slice, when there is one
+            if end < unit.end and space > start:
+                end = space
+            piece = self._unit(start, end)
+            while piece.tokens > room and end - start > 1:
+                end = start + max(1, (end - start) // 2)
+                piece = self._unit(start, end)
+            if piece.text:
+                pieces.append(piece)
+            start = end
         return pieces
 
     def _unit(self, start: int, end: int) -> Unit:

@@ -9,6 +9,7 @@ and table cells; block tags (<p>, <li>, <br>) and bullet glyphs are recorded as 
 
 from __future__ import annotations
 
+import bisect
 import html
 import re
 from dataclasses import dataclass, field
@@ -46,6 +47,37 @@ class Cleaned:
     headings: dict[int, int] = field(default_factory=dict)  # clean offset of a line start -> heading level
     strong: list[tuple[int, int]] = field(default_factory=list)  # clean spans that were bold
     bullets: set[int] = field(default_factory=set)  # clean offsets of line/item starts that had a bullet
+    _sorted: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
+
+    # The structure parser asks, for every paragraph, which breaks fall inside it. Scanning every break per
+    # paragraph made ingestion quadratic in file size; these answer from sorted copies by bisection. They are
+    # built on first use, after strip_markup has finished filling the sets.
+    def breaks_in(self, start: int, end: int) -> list[int]:
+        """Item breaks b with start < b < end, in order."""
+        return self._between("breaks", start, end)
+
+    def marks_in(self, start: int, end: int) -> list[int]:
+        """Item breaks and bullet positions b with start < b < end, in order."""
+        return self._between("marks", start, end)
+
+    def strong_in(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Bold spans that overlap [start, end) (bold spans never overlap each other)."""
+        if "strong" not in self._sorted:
+            self.strong.sort()
+            self._sorted["strong"] = [e for _, e in self.strong]
+        ends = self._sorted["strong"]
+        out = []
+        for i in range(bisect.bisect_right(ends, start), len(ends)):
+            if self.strong[i][0] >= end:
+                break
+            out.append(self.strong[i])
+        return out
+
+    def _between(self, name: str, start: int, end: int) -> list[int]:
+        if name not in self._sorted:
+            self._sorted[name] = sorted(self.breaks if name == "breaks" else self.breaks | self.bullets)
+        values = self._sorted[name]
+        return values[bisect.bisect_right(values, start) : bisect.bisect_left(values, end)]
 
 
 def strip_markup(raw: str) -> Cleaned:

@@ -17,8 +17,10 @@ _ABBREVIATIONS = {
     "op", "cit", "ibid", "et", "al", "govt", "dept", "co", "ltd", "inc", "corp", "u.s", "u.k", "mio", "bn",
 }  # fmt: skip
 # A candidate boundary: terminal punctuation (with closing quotes/brackets), then space, then something
-# that can open a sentence.
-_BOUNDARY = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s+[\"'“‘(\[]?[A-Z0-9À-Ý])")
+# that can open a sentence. Linear time on any input: a match may only start where a run of terminal
+# punctuation starts (the lookbehind) and the runs are possessive, so a megabyte of dots is one attempt, not
+# one scan per dot (the old pattern took hours on that).
+_BOUNDARY = re.compile(r"(?<![.!?…])[.!?…]++[\"'”’)\]]*+(?=\s+[\"'“‘(\[]?[A-Z0-9À-Ý])")
 _WORD_BEFORE = re.compile(r"([\w.]+)$")
 
 

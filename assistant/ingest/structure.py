@@ -169,7 +169,7 @@ def _paragraph_block(cleaned: Cleaned, start: int, end: int) -> Block:
     ):
         level = 1 if _ROMAN_HEADING.match(flat) else 2 if _NUMBERED_HEADING.match(flat) else 3
         return Block("heading", start, end, level=level, title=flat)
-    has_items = any(start < b < end and text[start:b].strip() for b in cleaned.breaks)
+    has_items = any(text[start:b].strip() for b in cleaned.breaks_in(start, end))
     if (
         _SHORT_TITLE.match(flat)
         and "\n" not in text[start:end].strip()
@@ -178,7 +178,7 @@ def _paragraph_block(cleaned: Cleaned, start: int, end: int) -> Block:
     ):
         # A short unpunctuated line on its own ("Europol deployments") titles what follows.
         return Block("heading", start, end, level=4, title=flat)
-    cuts = sorted({start, *(b for b in cleaned.breaks if start < b < end)})
+    cuts = [start, *cleaned.breaks_in(start, end)]
     items = []
     for i, s in enumerate(cuts):
         e = cuts[i + 1] if i + 1 < len(cuts) else end
@@ -191,7 +191,7 @@ def _paragraph_block(cleaned: Cleaned, start: int, end: int) -> Block:
 def _split_leading_title(cleaned: Cleaned, start: int, end: int) -> list[Block]:
     """'<p><b>SESSION 4: ...</b></p> <p>The last session ...' is a title followed by its text."""
     text = cleaned.text
-    first_break = min((b for b in cleaned.breaks if start < b < end and text[start:b].strip()), default=None)
+    first_break = next((b for b in cleaned.breaks_in(start, end) if text[start:b].strip()), None)
     if first_break is not None:
         head = collapse_ws(cleaned.text[start:first_break])
         if head and len(head) <= 200 and _covered_by_bold(cleaned, start, first_break):
@@ -205,19 +205,19 @@ def _split_leading_title(cleaned: Cleaned, start: int, end: int) -> list[Block]:
 def _is_item(cleaned: Cleaned, start: int, end: int) -> bool:
     """True when the paragraph opens with a bullet or list tag (a one-line list item, not a title)."""
     first_text = start + len(cleaned.text[start:end]) - len(cleaned.text[start:end].lstrip())
-    return any(start <= b <= first_text for b in cleaned.breaks | cleaned.bullets)
+    return bool(cleaned.marks_in(start - 1, first_text + 1))
 
 
 def _units(cleaned: Cleaned, start: int, end: int) -> list[Unit]:
     """Sentences of text[start:end]; item breaks (li, p, bullets) inside a cell also end a sentence."""
     text = cleaned.text
-    cuts = sorted({start, *(b for b in cleaned.breaks if start < b < end)})
+    cuts = [start, *cleaned.breaks_in(start, end)]
     units = []
     for i, s in enumerate(cuts):
         e = cuts[i + 1] if i + 1 < len(cuts) else end
         for a, b in split_sentences(text, s, e):
             flat = collapse_ws(text[a:b])
-            if flat.strip("-–—*_.:;,|/ "):
+            if any(ch.isalnum() for ch in flat):  # punctuation alone ("... !!!", a rule) is no sentence
                 units.append(Unit(a, b, flat))
     return units
 
@@ -229,7 +229,7 @@ def _item_text(item: Item) -> str:
 def _covered_by_bold(cleaned: Cleaned, start: int, end: int) -> bool:
     text = cleaned.text
     covered = [False] * (end - start)
-    for s, e in cleaned.strong:
+    for s, e in cleaned.strong_in(start, end):
         for i in range(max(s, start), min(e, end)):
             covered[i - start] = True
     significant = [c for i, c in enumerate(covered) if text[start + i].isalnum()]

@@ -1,0 +1,122 @@
+"""Checks that a loaded index is whole and consistent, so damage is refused at load, never met at answer time.
+
+The checksums in the manifest catch a damaged or truncated file; these checks catch what a checksum cannot:
+a manifest with fields of the wrong type, or files edited by hand and checksummed again. Every failure is
+an IndexCorruptError naming `assistant index --rebuild`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import IndexCorruptError
+from assistant.types import Chunk, Document, Sentence
+
+REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
+_MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
+    "format_version": (int,),
+    "created_at": (str,),
+    "embedding_model": (str,),
+    "embedding_fingerprint": (str,),
+    "dimension": (int,),
+    "chunker": (dict,),
+    "files": (dict,),
+    "artifacts": (dict,),
+    "build_seconds": (int, float),
+}
+
+
+def corrupt(where: Path, what: str) -> IndexCorruptError:
+    return IndexCorruptError(f"The index in {where} is damaged: {what}. {REBUILD_HINT}")
+
+
+def check_manifest(data: Any, where: Path) -> dict[str, Any]:
+    """The manifest's fields, each of the type the loader relies on."""
+    if not isinstance(data, dict):
+        raise corrupt(where, "manifest.json is not an object")
+    for name, kinds in _MANIFEST_TYPES.items():
+        value = data.get(name)
+        if name not in data or isinstance(value, bool) or not isinstance(value, kinds):
+            raise corrupt(where, f"manifest field {name!r} is missing or not a {kinds[0].__name__}")
+    unknown = set(data) - set(_MANIFEST_TYPES)
+    if unknown:
+        raise corrupt(where, f"manifest has unknown fields {sorted(unknown)}")
+    if not 0 < data["dimension"] <= 65536:
+        raise corrupt(where, f"manifest dimension {data['dimension']} is out of range")
+    for name, entry in data["files"].items():
+        chunks = entry.get("chunks") if isinstance(entry, dict) else None
+        if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks < 0:
+            raise corrupt(where, f"manifest entry for file {name!r} is malformed")
+    for name, entry in data["artifacts"].items():
+        ok = isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and isinstance(entry.get("bytes"), int)
+        if not ok:
+            raise corrupt(where, f"manifest entry for artifact {name!r} is malformed")
+    return data
+
+
+def read_json(path: Path, where: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise corrupt(where, f"{path.name} cannot be read ({exc.__class__.__name__})") from exc
+
+
+def parse_documents(data: Any, where: Path) -> dict[str, Document]:
+    if not isinstance(data, list):
+        raise corrupt(where, "documents.json is not a list")
+    documents: dict[str, Document] = {}
+    for d in data:
+        try:
+            doc = Document(**{**d, "page_starts": tuple(int(p) for p in d["page_starts"])})
+        except (TypeError, KeyError, ValueError) as exc:
+            raise corrupt(where, f"a document record is malformed ({exc.__class__.__name__})") from exc
+        if not all(isinstance(getattr(doc, f), str) for f in ("doc_id", "title", "date", "reference", "text")):
+            raise corrupt(where, f"document {doc.doc_id!r} has fields of the wrong type")
+        documents[doc.doc_id] = doc
+    return documents
+
+
+def parse_chunks(data: Any, where: Path) -> list[Chunk]:
+    if not isinstance(data, list):
+        raise corrupt(where, "chunks.json is not a list")
+    try:
+        return [Chunk.from_dict(c) for c in data]
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise corrupt(where, f"a chunk record is malformed ({exc.__class__.__name__})") from exc
+
+
+def check_consistency(
+    files: dict[str, dict[str, Any]], documents: dict[str, Document], chunks: list[Chunk], where: Path
+) -> None:
+    """Every chunk belongs to a known document and points inside its text; counts agree with the manifest."""
+    if set(files) != set(documents):
+        raise corrupt(where, "the manifest's files and documents.json list different documents")
+    counts: dict[str, int] = {}
+    for chunk in chunks:
+        doc = documents.get(chunk.doc) if isinstance(chunk.doc, str) else None
+        if doc is None:
+            raise corrupt(where, f"a chunk belongs to unknown document {chunk.doc!r}")
+        counts[chunk.doc] = counts.get(chunk.doc, 0) + 1
+        text_fields = (chunk.chunk_id, chunk.title, chunk.date, chunk.section, chunk.text)
+        if not all(isinstance(v, str) for v in text_fields) or not _span_ok(chunk.start, chunk.end, len(doc.text)):
+            raise corrupt(where, f"chunk {chunk.chunk_id!r} of {chunk.doc} has fields of the wrong type or range")
+        if not all(_sentence_ok(s, len(chunk.text), len(doc.text)) for s in chunk.sentences):
+            raise corrupt(where, f"chunk {chunk.chunk_id!r} of {chunk.doc} has a sentence outside its text")
+        if any(not 0 <= j < len(chunk.sentences) for j in chunk.flagged):
+            raise corrupt(where, f"chunk {chunk.chunk_id!r} of {chunk.doc} flags a sentence it does not have")
+        if chunk.page is not None and (not isinstance(chunk.page, int) or isinstance(chunk.page, bool)):
+            raise corrupt(where, f"chunk {chunk.chunk_id!r} of {chunk.doc} has a page of the wrong type")
+    for name, entry in files.items():
+        if counts.get(name, 0) != entry["chunks"]:
+            raise corrupt(where, f"{name} has {counts.get(name, 0)} chunks; the manifest says {entry['chunks']}")
+
+
+def _span_ok(start: Any, end: Any, length: int) -> bool:
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end))
+    return ints and 0 <= start <= end <= length
+
+
+def _sentence_ok(s: Sentence, chunk_length: int, doc_length: int) -> bool:
+    return _span_ok(s.start, s.end, chunk_length) and _span_ok(s.doc_start, s.doc_end, doc_length)
