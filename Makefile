@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: anything else could pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# Export the embedding model to ONNX (int8 and fp32) once, from the packaged weights: no download.
+	$(BIN)/python -m assistant.index.onnx_embedder
 	touch $(STAMP)
 
 index: setup

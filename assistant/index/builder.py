@@ -51,6 +51,9 @@ class BuildReport:
     wrote: bool = False
     mean_tokens: float = 0.0
     max_tokens: int = 0
+    # Seconds per stage: "tokenise" (read, chunk, count word pieces), "encode_chunks", "encode_sentences",
+    # "bm25" (lexical index), "write" (vectors, metadata, checksums); model loading falls in the first encode.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def chunker_settings(settings: Settings) -> ChunkerSettings:
@@ -110,6 +113,7 @@ def build_index(
         report.seconds = time.perf_counter() - started
         return report
 
+    stage_started = time.perf_counter()
     documents: dict[str, Document] = {}
     chunks: list[Chunk] = []
     old_vectors, old_sentences = _vectors_by_doc(previous) if previous else ({}, {})
@@ -139,9 +143,12 @@ def build_index(
 
     # Chunks are embedded for retrieval, and each of their sentences for answering (sentence selection and
     # citation checks then cost a dot product at question time instead of a model call).
+    stage_started = _lap(report, "tokenise", stage_started)
     new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
+    stage_started = _lap(report, "encode_chunks", stage_started)
     sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
     new_sentences = _embed(embedder, sentence_texts, tick, "sentences")
+    stage_started = _lap(report, "encode_sentences", stage_started)
     report.embedded_chunks = len(new_chunks)
     report.embedded_sentences = len(sentence_texts)
     new_offsets = sentence_offsets(new_chunks)
@@ -174,6 +181,7 @@ def build_index(
         build_seconds=round(time.perf_counter() - started, 3),
     )
     write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix)
+    _lap(report, "write", stage_started)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))
     report.seconds = time.perf_counter() - started
@@ -218,6 +226,12 @@ def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str) -> 
         out[rows] = embedder.embed_documents([texts[i] for i in rows])
     tick(stage, batches, batches)
     return out
+
+
+def _lap(report: BuildReport, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    report.timings[stage] = round(report.timings.get(stage, 0.0) + now - since, 3)
+    return now
 
 
 def _file_key(path: Path, meta: dict[str, str] | None) -> str:
