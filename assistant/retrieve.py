@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from assistant.index.embedder import Embedder
+from assistant.index.lexical import LexicalIndex
 from assistant.index.store import IndexData
 from assistant.ingest.chunker import embedding_text
 from assistant.types import Chunk, Hit
@@ -52,7 +52,8 @@ class Retriever:
         self.alpha = hybrid_alpha
         self.rrf_k = rrf_k
         self.candidates = candidates
-        self._bm25, self._stemmer = _build_bm25([embedding_text(c) for c in self.chunks])
+        # Stored with the build (memory-mapped); an index written without one gets it built here.
+        self.lexical = data.lexical or LexicalIndex.build([embedding_text(c) for c in self.chunks])
 
     def search(
         self,
@@ -100,13 +101,7 @@ class Retriever:
         return [(int(i), float(scores[i])) for i in order if scores[i] > 0][: max(self.candidates, 1)]
 
     def bm25_scores(self, query: str) -> np.ndarray:
-        import bm25s
-
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=self._stemmer, show_progress=False, return_ids=False)
-        words = [w for w in tokens[0] if w in self._bm25.vocab_dict] if tokens else []
-        if not words:
-            return np.zeros(len(self.chunks), dtype=np.float32)
-        return np.asarray(self._bm25.get_scores(words), dtype=np.float32)
+        return self.lexical.scores(query)
 
     def _fuse(
         self, dense: Sequence[tuple[int, float]], lexical: Sequence[tuple[int, float]]
@@ -126,15 +121,3 @@ class Retriever:
             for idx, score in lexical:
                 scores[idx] = scores.get(idx, 0.0) + (1 - self.alpha) * score / top
         return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _build_bm25(texts: list[str]) -> tuple[Any, Any]:
-    import bm25s
-    import Stemmer
-
-    stemmer = Stemmer.Stemmer("english")
-    retriever = bm25s.BM25()
-    if texts:
-        corpus_tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
-        retriever.index(corpus_tokens, show_progress=False)
-    return retriever, stemmer

@@ -14,6 +14,7 @@ import numpy as np
 from assistant.config import Settings
 from assistant.errors import AssistantError, IndexCorruptError
 from assistant.index.embedder import Embedder
+from assistant.index.lexical import LexicalIndex
 from assistant.index.store import (
     FORMAT_VERSION,
     IndexData,
@@ -180,7 +181,10 @@ def build_index(
         files={name: dict(entry) for name, entry in file_entries.items()},
         build_seconds=round(time.perf_counter() - started, 3),
     )
-    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix)
+    stage_started = time.perf_counter()
+    lexical = LexicalIndex.build([embedding_text(c) for c in chunks])
+    stage_started = _lap(report, "bm25", stage_started)
+    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, lexical=lexical)
     _lap(report, "write", stage_started)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))

@@ -8,6 +8,7 @@ Layout of an index directory:
                                 written and read with allow_pickle=False)
     builds/<id>/chunks.json     chunk metadata and text
     builds/<id>/documents.json  document metadata and clean text (for verbatim quotes)
+    builds/<id>/bm25*.{json,npy} the lexical index (assistant.index.lexical), memory-mapped when loaded
 
 A build is written into its own directory and only then published by replacing CURRENT, so a crash or
 Ctrl-C mid-build leaves the previous index usable; stale builds are removed after publishing.
@@ -28,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexCorruptError, IndexMissingError
+from assistant.index.lexical import FILES as LEXICAL_FILES
+from assistant.index.lexical import LexicalIndex
 from assistant.types import Chunk, Document
 
 FORMAT_VERSION = 2
@@ -63,6 +66,7 @@ class IndexData:
     path: Path
     sentence_vectors: np.ndarray  # (total sentences, dim): chunk i's sentences are rows sentence_rows(i)
     sentence_offsets: np.ndarray  # (chunks + 1,) start row of each chunk's sentences
+    lexical: Any = None  # LexicalIndex stored with the build (None for a build written without one)
 
     def sentence_rows(self, chunk_index: int) -> slice:
         return slice(int(self.sentence_offsets[chunk_index]), int(self.sentence_offsets[chunk_index + 1]))
@@ -83,6 +87,8 @@ def write_index(
     chunks: list[Chunk],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
+    *,
+    lexical: Any = None,
 ) -> Path:
     """Write a complete build beside the current one, then publish it atomically."""
     import faiss
@@ -101,7 +107,11 @@ def write_index(
             np.save(fh, np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
         _write_json(tmp / "chunks.json", [c.to_dict() for c in chunks])
         _write_json(tmp / "documents.json", [asdict(d) for d in documents.values()])
-        manifest.artifacts = {name: _checksum(tmp / name) for name in ARTIFACTS}
+        names = list(ARTIFACTS)
+        if lexical is not None:
+            lexical.save(tmp)
+            names += LEXICAL_FILES
+        manifest.artifacts = {name: _checksum(tmp / name) for name in names}
         _write_json(tmp / "manifest.json", asdict(manifest))
         _fsync_dir(tmp)
         final = builds / build_id
@@ -143,7 +153,7 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
             f"(fingerprint {manifest.embedding_fingerprint}), but the configured model has fingerprint "
             f"{expect_fingerprint}. {REBUILD_HINT}"
         )
-    for name in ARTIFACTS:
+    for name in dict.fromkeys([*ARTIFACTS, *manifest.artifacts]):
         expected = manifest.artifacts.get(name)
         path = build_dir / name
         if expected is None or not path.exists():
@@ -162,6 +172,7 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
         }
         vectors = faiss.read_index(str(build_dir / "vectors.faiss"))
         sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False)
+        lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
     if vectors.ntotal != len(chunks) or vectors.d != manifest.dimension or len(chunks) != manifest.chunk_count:
@@ -176,7 +187,11 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
             f"The index in {index_dir} has {sentence_vectors.shape[0]} sentence vectors for {int(offsets[-1])} "
             f"sentences. {REBUILD_HINT}"
         )
-    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets)
+    if lexical is not None and lexical.num_docs != len(chunks):
+        raise IndexCorruptError(
+            f"The index in {index_dir} has a BM25 index of {lexical.num_docs} chunks for {len(chunks)}. {REBUILD_HINT}"
+        )
+    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, lexical)
 
 
 def _current_build(index_dir: Path) -> Path:
