@@ -53,9 +53,9 @@ def test_onnx_vectors_match_the_torch_reference(
     cosines = (vectors * reference).sum(axis=1)
     assert cosines.min() >= floor, cosines
     # One text alone matches the same text inside a padded batch (padding is masked out of the mean); int8
-    # quantises activations with a scale per batch, so there the match is close rather than exact.
+    # quantises activations with a scale per batch (padding included), so there the match is only close.
     alone = onnx.embed_query(SENTENCES[-1])
-    assert float(alone @ vectors[-1]) >= (0.9999 if precision == "fp32" else 0.99)
+    assert float(alone @ vectors[-1]) >= (0.9999 if precision == "fp32" else floor)
     assert onnx.count_tokens(SENTENCES) == torch_embedder.count_tokens(SENTENCES)
 
 
