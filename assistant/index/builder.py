@@ -184,7 +184,8 @@ def build_index(
     stage_started = time.perf_counter()
     lexical = LexicalIndex.build([embedding_text(c) for c in chunks])
     stage_started = _lap(report, "bm25", stage_started)
-    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, lexical=lexical)
+    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, lexical=lexical,
+                ann_threshold=settings.ann_threshold)  # fmt: skip
     _lap(report, "write", stage_started)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))
@@ -207,6 +208,10 @@ def _load_previous(settings: Settings, embedder: Embedder, report: BuildReport) 
 def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The previous build's chunk vectors and sentence vectors, grouped by document (in chunk order)."""
     total = previous.vectors.ntotal
+    if previous.manifest.vector_index.get("kind", "flat") != "flat":
+        import faiss
+
+        faiss.extract_index_ivf(previous.vectors).make_direct_map()  # IVF lists: reconstruct needs the map
     all_vectors = previous.vectors.reconstruct_n(0, total) if total else np.zeros((0, previous.manifest.dimension))
     chunk_rows: dict[str, list[np.ndarray]] = {}
     sentence_rows: dict[str, list[np.ndarray]] = {}

@@ -3,9 +3,10 @@
 Layout of an index directory:
     CURRENT                 {"build": "<id>"}; replaced atomically, so readers see the old or the new build
     builds/<id>/manifest.json
-    builds/<id>/vectors.faiss   chunk vectors (inner product over L2-normalised vectors, exact)
-    builds/<id>/sentences.npy   one vector per chunk sentence, in chunk order (for answering; plain .npy,
-                                written and read with allow_pickle=False)
+    builds/<id>/vectors.faiss   chunk vectors (inner product over L2-normalised vectors): exact, or IVF-SQ8
+                                above Settings.ann_threshold chunks (assistant.index.ann; manifest "vector_index")
+    builds/<id>/sentences.npy   one float16 vector per chunk sentence, in chunk order (for answering; plain .npy,
+                                written and read with allow_pickle=False, memory-mapped when loaded)
     builds/<id>/chunks.json     chunk metadata and text
     builds/<id>/documents.json  document metadata and clean text (for verbatim quotes)
     builds/<id>/bm25*.{json,npy} the lexical index (assistant.index.lexical), memory-mapped when loaded
@@ -37,6 +38,8 @@ FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 BUILDS = "builds"
 ARTIFACTS = ("vectors.faiss", "sentences.npy", "chunks.json", "documents.json")
+SAMPLED_CHECK_BYTES = 256 << 20
+DEFAULT_ANN_THRESHOLD = 200_000
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
 
 
@@ -51,6 +54,7 @@ class Manifest:
     files: dict[str, dict[str, Any]]  # doc_id -> {"sha256", "chunks"}
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
     build_seconds: float = 0.0
+    vector_index: dict[str, Any] = field(default_factory=dict)  # {"kind": "flat"} or the IVF parameters
 
     @property
     def chunk_count(self) -> int:
@@ -89,9 +93,12 @@ def write_index(
     sentence_vectors: np.ndarray,
     *,
     lexical: Any = None,
+    ann_threshold: int = DEFAULT_ANN_THRESHOLD,
 ) -> Path:
     """Write a complete build beside the current one, then publish it atomically."""
     import faiss
+
+    from assistant.index.ann import build_vector_index
 
     builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
@@ -99,12 +106,12 @@ def write_index(
     tmp = builds / f".tmp-{build_id}"
     tmp.mkdir()
     try:
-        index = faiss.IndexFlatIP(manifest.dimension)
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index, manifest.vector_index = build_vector_index(vectors.reshape(-1, manifest.dimension),
+                                                          threshold=ann_threshold)  # fmt: skip
         faiss.write_index(index, str(tmp / "vectors.faiss"))
+        # float16 halves the largest artifact (cosine error ~1e-3, far below what separates sentences).
         with (tmp / "sentences.npy").open("wb") as fh:
-            np.save(fh, np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
+            np.save(fh, np.asarray(sentence_vectors, dtype=np.float16), allow_pickle=False)
         _write_json(tmp / "chunks.json", [c.to_dict() for c in chunks])
         _write_json(tmp / "documents.json", [asdict(d) for d in documents.values()])
         names = list(ARTIFACTS)
@@ -146,6 +153,8 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
     """Load and verify an index; refuse (IndexCorruptError) anything damaged or mismatched."""
     import faiss
 
+    from assistant.index.ann import configure_loaded
+
     manifest, build_dir = read_manifest(index_dir)
     if expect_fingerprint is not None and manifest.embedding_fingerprint != expect_fingerprint:
         raise IndexCorruptError(
@@ -158,8 +167,8 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
         path = build_dir / name
         if expected is None or not path.exists():
             raise IndexCorruptError(f"The index in {index_dir} is missing {name}. {REBUILD_HINT}")
-        actual = _checksum(path)
-        if actual != expected:
+        actual = _checksum(path, sampled=path.stat().st_size > SAMPLED_CHECK_BYTES)
+        if any(actual[key] != expected.get(key) for key in actual):
             raise IndexCorruptError(
                 f"{name} in {index_dir} is damaged or truncated ({actual['bytes']} bytes, expected "
                 f"{expected['bytes']}; checksum differs). {REBUILD_HINT}"
@@ -170,8 +179,8 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
             d["doc_id"]: Document(**{**d, "page_starts": tuple(d["page_starts"])})
             for d in json.loads((build_dir / "documents.json").read_text(encoding="utf-8"))
         }
-        vectors = faiss.read_index(str(build_dir / "vectors.faiss"))
-        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False)
+        vectors = configure_loaded(faiss.read_index(str(build_dir / "vectors.faiss")), manifest.vector_index)
+        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
         lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
@@ -216,12 +225,28 @@ def _remove_stale_builds(index_dir: Path, keep: str) -> None:
         child.unlink(missing_ok=True)
 
 
-def _checksum(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
+def _checksum(path: Path, *, sampled: bool | None = None) -> dict[str, Any]:
+    """At write time (sampled=None) both the full sha256 and a sampled one; at load time one of them.
+
+    Hashing gigabytes on every load would cost seconds at 10^6 chunks, so files above SAMPLED_CHECK_BYTES
+    are checked by size and a hash of 64 evenly spaced MiB blocks (truncation, replacement and most
+    corruption); the full hash stays in the manifest for an offline check.
+    """
+    size = path.stat().st_size
+    result: dict[str, Any] = {"bytes": size}
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+        if sampled is not True:
+            digest = hashlib.sha256()
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+            result["sha256"] = digest.hexdigest()
+        if sampled is not False and size > SAMPLED_CHECK_BYTES:
+            digest = hashlib.sha256()
+            for i in range(64):
+                fh.seek((size - (1 << 20)) * i // 63)
+                digest.update(fh.read(1 << 20))
+            result["sampled_sha256"] = digest.hexdigest()
+    return result
 
 
 def _write_json(path: Path, data: Any) -> None:
