@@ -94,6 +94,7 @@ def configure_loaded(index: Any, info: dict[str, Any]) -> Any:
     faiss.omp_set_num_threads(1)
     if info.get("kind") == "ivf-sq8":
         faiss.extract_index_ivf(index).nprobe = int(info["nprobe"])
+        faiss.extract_index_ivf(index).make_direct_map()  # hybrid search reads stored vectors by id
     return index
 
 
