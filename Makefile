@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test lint index eval bench clean
+.PHONY: setup browser run test lint index eval bench bench-scale bench-cold clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,14 @@ bench: setup browser
 	$(BIN)/python eval/bench_answer.py
 	@test -f index/CURRENT || $(BIN)/assistant index
 	$(BIN)/python eval/bench_ui.py
+
+# Synthetic 10^4 / 10^5 / 10^6-chunk collections (long: about an hour, several GB of disk); not part of `make test`.
+bench-scale: setup
+	$(BIN)/python eval/bench_scale.py --sizes 10000,100000,1000000 --out eval/reports/scale
+
+# `assistant ask` from process start to printed answer, median of 5 (needs an index: `make index`).
+bench-cold: setup
+	$(BIN)/python eval/bench_cold.py --runs 5 --backends onnx-int8
 
 clean:
 	rm -rf $(VENV) index/builds index/CURRENT

@@ -28,7 +28,8 @@ PROBE = """
 import atexit, resource, runpy, sys
 def report():
     u = resource.getrusage(resource.RUSAGE_SELF)
-    sys.stderr.write(f"COLD-STATS {u.ru_utime + u.ru_stime} {u.ru_maxrss}\\n")
+    hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")]  # not carried over exec
+    sys.stderr.write(f"COLD-STATS {u.ru_utime + u.ru_stime} {hwm[0] if hwm else u.ru_maxrss}\\n")
 atexit.register(report)
 sys.argv = ["assistant", *sys.argv[1:]]
 runpy.run_module("assistant.cli", run_name="__main__")
