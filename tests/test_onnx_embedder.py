@@ -62,7 +62,7 @@ def test_onnx_vectors_match_the_torch_reference(
 @pytest.mark.slow
 def test_the_export_is_cached_and_reused(onnx_cache: Path) -> None:
     files = sorted(onnx_cache.glob("*.onnx"))
-    assert [f.name.rsplit("-", 1)[1] for f in files] == ["fp32.onnx", "int8.onnx", "int8.opt.onnx"]
+    assert {"fp32.onnx", "int8.onnx", "int8.opt.onnx"} <= {f.name.rsplit("-", 1)[1] for f in files}
     stamps = [f.stat().st_mtime_ns for f in files]
     OnnxEmbedder(MODEL, precision="int8", cache_dir=onnx_cache).embed_query("again")
     assert [f.stat().st_mtime_ns for f in files] == stamps

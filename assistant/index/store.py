@@ -39,7 +39,7 @@ CURRENT = "CURRENT"
 BUILDS = "builds"
 ARTIFACTS = ("vectors.faiss", "sentences.npy", "chunks.json", "documents.json")
 SAMPLED_CHECK_BYTES = 256 << 20
-DEFAULT_ANN_THRESHOLD = 200_000
+DEFAULT_ANN_THRESHOLD = 50_000
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
 
 
