@@ -22,7 +22,10 @@ from typing import Any
 import numpy as np
 
 NPROBES = (4, 8, 16, 32, 48, 64, 96, 128, 192, 256)
-TARGET_RECALL = 0.96  # measured on the build's own probe queries; the acceptance target is 0.95
+# Recall on the build's own probe queries is optimistic: on 10^5 synthetic chunks the probes reached 0.968 at
+# nprobe 16, where real-model queries found 0.871 (0.928 at 32, 0.956 at 64). Hence a probe target well above
+# the 0.95 that queries must reach.
+TARGET_RECALL = 0.99
 PROBE_QUERIES = 200
 # Probe queries must be as far from the stored vectors as real questions are: perturbed copies at relative noise
 # 0.35 picked nprobe 4 at 10^5 synthetic chunks, where real-model queries then found only 0.64 of their exact top
