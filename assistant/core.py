@@ -14,7 +14,7 @@ from assistant.answer.question import analyse, standalone
 from assistant.config import ANSWER_MODES, SEARCH_MODES, Settings
 from assistant.errors import ConfigError, QueryError
 from assistant.index.builder import BuildReport, Progress, build_index
-from assistant.index.embedder import Embedder, SentenceTransformerEmbedder
+from assistant.index.embedder import Embedder, create_embedder
 from assistant.index.store import IndexData, load_index
 from assistant.retrieve import Filters, Retriever
 from assistant.sanitize import clean_text
@@ -70,9 +70,7 @@ class Assistant:
             IndexCorruptError: the index is damaged or was built with another model or format.
         """
         settings = (settings or Settings.from_env()).replace(index_dir=Path(index_dir) if index_dir else None)
-        embedder = embedder or SentenceTransformerEmbedder(
-            settings.embedding_model, batch_size=settings.embedding_batch_size
-        )
+        embedder = embedder or create_embedder(settings)
         data = load_index(settings.index_dir, expect_fingerprint=embedder.fingerprint)
         return cls(settings, embedder, data, chat_model=chat_model, load_weights=load_weights)
 
@@ -87,9 +85,7 @@ class Assistant:
     ) -> BuildReport:
         """Create or update the index for the corpus (see `assistant.index.builder.build_index`)."""
         settings = settings or Settings.from_env()
-        embedder = embedder or SentenceTransformerEmbedder(
-            settings.embedding_model, batch_size=settings.embedding_batch_size
-        )
+        embedder = embedder or create_embedder(settings)
         return build_index(settings, embedder, paths=paths, rebuild=rebuild, progress=progress)
 
     def search(

@@ -33,7 +33,9 @@ def main() -> None:
         Assistant.build(settings)
         reindex_s = time.perf_counter() - started
         assistant = Assistant.load(settings=settings)
+        print(f"backend {settings.embedding_backend}")
         print(f"build {build_s:.1f} s (cold, model load included); unchanged re-index {reindex_s:.3f} s")
+        print("build stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.timings.items()))
         print(
             f"{report.documents} documents, {report.chunks} chunks, "
             f"mean {report.mean_tokens} / max {report.max_tokens} tokens"

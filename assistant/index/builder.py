@@ -15,6 +15,7 @@ from filelock import FileLock, Timeout
 from assistant.config import Settings
 from assistant.errors import AssistantError, IndexCorruptError
 from assistant.index.embedder import Embedder
+from assistant.index.lexical import LexicalIndex
 from assistant.index.store import (
     FORMAT_VERSION,
     IndexData,
@@ -58,6 +59,9 @@ class BuildReport:
     wrote: bool = False
     mean_tokens: float = 0.0
     max_tokens: int = 0
+    # Seconds per stage: "tokenise" (read, chunk, count word pieces), "encode_chunks", "encode_sentences",
+    # "bm25" (lexical index), "write" (vectors, metadata, checksums); model loading falls in the first encode.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def chunker_settings(settings: Settings) -> ChunkerSettings:
@@ -153,6 +157,7 @@ def _build_locked(
         report.seconds = time.perf_counter() - started
         return report
 
+    stage_started = time.perf_counter()
     documents: dict[str, Document] = {}
     chunks: list[Chunk] = []
     old_vectors, old_sentences = _vectors_by_doc(previous) if previous else ({}, {})
@@ -182,13 +187,17 @@ def _build_locked(
 
     # Chunks are embedded for retrieval, and each of their sentences for answering (sentence selection and
     # citation checks then cost a dot product at question time instead of a model call).
+    stage_started = _lap(report, "tokenise", stage_started)
     new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
+    stage_started = _lap(report, "encode_chunks", stage_started)
     sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
     new_sentences = _embed(embedder, sentence_texts, tick, "sentences")
+    stage_started = _lap(report, "encode_sentences", stage_started)
     # Entities and figures with the words they are bound to, for the answerer (parsed once, here).
     tick("parse", 0, 1)
     new_values = parse_chunks([c.text for c in new_chunks])
     tick("parse", 1, 1)
+    stage_started = _lap(report, "parse", stage_started)
     old_values = _values_by_doc(previous) if previous else {}
     report.embedded_chunks = len(new_chunks)
     report.embedded_sentences = len(sentence_texts)
@@ -225,7 +234,12 @@ def _build_locked(
         files={name: dict(entry) for name, entry in file_entries.items()},
         build_seconds=round(time.perf_counter() - started, 3),
     )
-    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, values)
+    stage_started = time.perf_counter()
+    lexical = LexicalIndex.build([embedding_text(c) for c in chunks])
+    stage_started = _lap(report, "bm25", stage_started)
+    write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, values, lexical=lexical,
+                ann_threshold=settings.ann_threshold)  # fmt: skip
+    _lap(report, "write", stage_started)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))
     report.flagged = _flagged(chunks)
@@ -248,6 +262,10 @@ def _load_previous(settings: Settings, embedder: Embedder, report: BuildReport) 
 def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The previous build's chunk vectors and sentence vectors, grouped by document (in chunk order)."""
     total = previous.vectors.ntotal
+    if previous.manifest.vector_index.get("kind", "flat") != "flat":
+        import faiss
+
+        faiss.extract_index_ivf(previous.vectors).make_direct_map()  # IVF lists: reconstruct needs the map
     all_vectors = previous.vectors.reconstruct_n(0, total) if total else np.zeros((0, previous.manifest.dimension))
     chunk_rows: dict[str, list[np.ndarray]] = {}
     sentence_rows: dict[str, list[np.ndarray]] = {}
@@ -278,6 +296,12 @@ def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str) -> 
         out[rows] = embedder.embed_documents([texts[i] for i in rows])
     tick(stage, batches, batches)
     return out
+
+
+def _lap(report: BuildReport, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    report.timings[stage] = round(report.timings.get(stage, 0.0) + now - since, 3)
+    return now
 
 
 def _file_key(path: Path, meta: dict[str, str] | None) -> str:

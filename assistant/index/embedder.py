@@ -14,11 +14,14 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from assistant.errors import ConfigError
+
+if TYPE_CHECKING:
+    from assistant.config import Settings
 
 
 class Embedder(Protocol):
@@ -76,6 +79,21 @@ def weights_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()[:32]
 
 
+def create_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings ask for (`embedding_backend`); nothing heavy is imported until first use."""
+    if settings.embedding_backend == "torch":
+        return SentenceTransformerEmbedder(settings.embedding_model, batch_size=settings.embedding_batch_size)
+    from assistant.index.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder(
+        settings.embedding_model,
+        precision=settings.embedding_backend.removeprefix("onnx-"),
+        batch_size=settings.embedding_batch_size,
+        cache_dir=Path(settings.onnx_cache_dir).expanduser() if settings.onnx_cache_dir else None,
+        threads=settings.embedding_threads,
+    )
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model read from disk; never resolves a hub name."""
 
@@ -83,7 +101,8 @@ class SentenceTransformerEmbedder:
         self.path = resolve_model_path(spec)
         self.name = spec
         self.batch_size = batch_size
-        self.fingerprint = weights_fingerprint(self.path)
+        # Backend and precision are part of the fingerprint: an index of torch vectors is not queried with ONNX ones.
+        self.fingerprint = f"{weights_fingerprint(self.path)}:torch-fp32"
         self.dimension = _read_dimension(self.path)
         self._model: Any = None
         self._tokenizer: Any = None

@@ -3,13 +3,15 @@
 Layout of an index directory:
     CURRENT                 {"build": "<id>"}; replaced atomically, so readers see the old or the new build
     builds/<id>/manifest.json
-    builds/<id>/vectors.faiss   chunk vectors (inner product over L2-normalised vectors, exact)
-    builds/<id>/sentences.npy   one vector per chunk sentence, in chunk order (for answering; plain .npy,
-                                written and read with allow_pickle=False)
+    builds/<id>/vectors.faiss   chunk vectors (inner product over L2-normalised vectors): exact, or IVF-SQ8
+                                above Settings.ann_threshold chunks (assistant.index.ann; manifest "vector_index")
+    builds/<id>/sentences.npy   one float16 vector per chunk sentence, in chunk order (for answering; plain .npy,
+                                written and read with allow_pickle=False, memory-mapped when loaded)
     builds/<id>/chunks.json     chunk metadata and text
     builds/<id>/documents.json  document metadata and clean text (for verbatim quotes)
     builds/<id>/parse.json      per chunk, its entities and figures with the words they are bound to (spaCy,
                                 parsed once at build time; see assistant.nlp)
+    builds/<id>/bm25*.{json,npy} the lexical index (assistant.index.lexical), memory-mapped when loaded
 
 A build is written into its own directory and only then published by replacing CURRENT, so a crash or
 Ctrl-C mid-build leaves the previous index usable. After publishing, builds older than the previous one are
@@ -32,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexCorruptError, IndexMissingError
+from assistant.index.lexical import FILES as LEXICAL_FILES
+from assistant.index.lexical import LexicalIndex
 from assistant.index.validate import check_consistency, check_manifest, parse_chunks, parse_documents, read_json
 from assistant.nlp import Value, decode, encode
 from assistant.types import Chunk, Document
@@ -40,6 +44,8 @@ FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 BUILDS = "builds"
 ARTIFACTS = ("vectors.faiss", "sentences.npy", "chunks.json", "documents.json", "parse.json")
+SAMPLED_CHECK_BYTES = 256 << 20
+DEFAULT_ANN_THRESHOLD = 50_000
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
 
 
@@ -54,6 +60,7 @@ class Manifest:
     files: dict[str, dict[str, Any]]  # doc_id -> {"sha256", "chunks"}
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"sha256", "bytes"}
     build_seconds: float = 0.0
+    vector_index: dict[str, Any] = field(default_factory=dict)  # {"kind": "flat"} or the IVF parameters
 
     @property
     def chunk_count(self) -> int:
@@ -70,6 +77,7 @@ class IndexData:
     sentence_vectors: np.ndarray  # (total sentences, dim): chunk i's sentences are rows sentence_rows(i)
     sentence_offsets: np.ndarray  # (chunks + 1,) start row of each chunk's sentences
     values: list[tuple[Value, ...]] = field(default_factory=list)  # per chunk: entities/figures and bindings
+    lexical: Any = None  # LexicalIndex stored with the build (None for a build written without one)
 
     def sentence_rows(self, chunk_index: int) -> slice:
         return slice(int(self.sentence_offsets[chunk_index]), int(self.sentence_offsets[chunk_index + 1]))
@@ -91,9 +99,14 @@ def write_index(
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
     values: list[tuple[Value, ...]] | list[list[Value]],
+    *,
+    lexical: Any = None,
+    ann_threshold: int = DEFAULT_ANN_THRESHOLD,
 ) -> Path:
     """Write a complete build beside the current one, then publish it atomically."""
     import faiss
+
+    from assistant.index.ann import build_vector_index
 
     builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
@@ -102,16 +115,20 @@ def write_index(
     tmp.mkdir()
     previous = _pointed_build(index_dir)
     try:
-        index = faiss.IndexFlatIP(manifest.dimension)
-        if len(vectors):
-            index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index, manifest.vector_index = build_vector_index(vectors.reshape(-1, manifest.dimension),
+                                                          threshold=ann_threshold)  # fmt: skip
         faiss.write_index(index, str(tmp / "vectors.faiss"))
+        # float16 halves the largest artifact (cosine error ~1e-3, far below what separates sentences).
         with (tmp / "sentences.npy").open("wb") as fh:
-            np.save(fh, np.ascontiguousarray(sentence_vectors, dtype=np.float32), allow_pickle=False)
+            np.save(fh, np.asarray(sentence_vectors, dtype=np.float16), allow_pickle=False)
         _write_json(tmp / "chunks.json", [c.to_dict() for c in chunks])
         _write_json(tmp / "documents.json", [asdict(d) for d in documents.values()])
         _write_json(tmp / "parse.json", encode(list(v) for v in values))
-        manifest.artifacts = {name: _checksum(tmp / name) for name in ARTIFACTS}
+        names = list(ARTIFACTS)
+        if lexical is not None:
+            lexical.save(tmp)
+            names += LEXICAL_FILES
+        manifest.artifacts = {name: _checksum(tmp / name) for name in names}
         _write_json(tmp / "manifest.json", asdict(manifest))
         _fsync_dir(tmp)
         final = builds / build_id
@@ -158,6 +175,8 @@ def load_index(index_dir: Path, *, expect_fingerprint: str | None = None) -> Ind
 def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
     import faiss
 
+    from assistant.index.ann import configure_loaded
+
     manifest, build_dir = read_manifest(index_dir)
     if expect_fingerprint is not None and manifest.embedding_fingerprint != expect_fingerprint:
         raise IndexCorruptError(
@@ -165,16 +184,17 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
             f"(fingerprint {manifest.embedding_fingerprint}), but the configured model has fingerprint "
             f"{expect_fingerprint}. {REBUILD_HINT}"
         )
-    for name in ARTIFACTS:
+    # Only names this code writes: a tampered manifest must not make the loader read other paths.
+    for name in dict.fromkeys([*ARTIFACTS, *(n for n in manifest.artifacts if n in LEXICAL_FILES)]):
         expected = manifest.artifacts.get(name)
         path = build_dir / name
         if expected is None or not path.is_file():
             raise IndexCorruptError(f"The index in {index_dir} is missing {name}. {REBUILD_HINT}")
         try:
-            actual = _checksum(path)
+            actual = _checksum(path, sampled=path.stat().st_size > SAMPLED_CHECK_BYTES)
         except OSError as exc:
             raise IndexCorruptError(f"{name} in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
-        if actual != {"sha256": expected["sha256"], "bytes": expected["bytes"]}:
+        if any(actual[key] != expected.get(key) for key in actual):
             raise IndexCorruptError(
                 f"{name} in {index_dir} is damaged or truncated ({actual['bytes']} bytes, expected "
                 f"{expected['bytes']}; checksum differs). {REBUILD_HINT}"
@@ -183,9 +203,10 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
     documents = parse_documents(read_json(build_dir / "documents.json", index_dir), index_dir)
     check_consistency(manifest.files, documents, chunks, index_dir)
     try:
-        vectors = faiss.read_index(str(build_dir / "vectors.faiss"))
-        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False)
+        vectors = configure_loaded(faiss.read_index(str(build_dir / "vectors.faiss")), manifest.vector_index)
+        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
         values = decode(json.loads((build_dir / "parse.json").read_text(encoding="utf-8")))
+        lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
     if vectors.ntotal != len(chunks) or vectors.d != manifest.dimension or len(chunks) != manifest.chunk_count:
@@ -195,16 +216,23 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
             f"{REBUILD_HINT}"
         )
     offsets = sentence_offsets(chunks)
-    if sentence_vectors.dtype != np.float32 or sentence_vectors.shape != (int(offsets[-1]), manifest.dimension):
+    if sentence_vectors.dtype not in (np.float16, np.float32) or sentence_vectors.shape != (
+        int(offsets[-1]),
+        manifest.dimension,
+    ):
         raise IndexCorruptError(
             f"The index in {index_dir} has {sentence_vectors.shape} sentence vectors for {int(offsets[-1])} "
             f"sentences. {REBUILD_HINT}"
+        )
+    if lexical is not None and lexical.num_docs != len(chunks):
+        raise IndexCorruptError(
+            f"The index in {index_dir} has a BM25 index of {lexical.num_docs} chunks for {len(chunks)}. {REBUILD_HINT}"
         )
     if len(values) != len(chunks):
         raise IndexCorruptError(
             f"The index in {index_dir} has parse data for {len(values)} chunks, not {len(chunks)}. {REBUILD_HINT}"
         )
-    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, values)
+    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, values, lexical)
 
 
 def _pointed_build(index_dir: Path) -> str | None:
@@ -241,12 +269,28 @@ def _remove_stale_builds(index_dir: Path, keep: set[str | None]) -> None:
         child.unlink(missing_ok=True)
 
 
-def _checksum(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
+def _checksum(path: Path, *, sampled: bool | None = None) -> dict[str, Any]:
+    """At write time (sampled=None) both the full sha256 and a sampled one; at load time one of them.
+
+    Hashing gigabytes on every load would cost seconds at 10^6 chunks, so files above SAMPLED_CHECK_BYTES
+    are checked by size and a hash of 64 evenly spaced MiB blocks (truncation, replacement and most
+    corruption); the full hash stays in the manifest for an offline check.
+    """
+    size = path.stat().st_size
+    result: dict[str, Any] = {"bytes": size}
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+        if sampled is not True:
+            digest = hashlib.sha256()
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+            result["sha256"] = digest.hexdigest()
+        if sampled is not False and size > SAMPLED_CHECK_BYTES:
+            digest = hashlib.sha256()
+            for i in range(64):
+                fh.seek((size - (1 << 20)) * i // 63)
+                digest.update(fh.read(1 << 20))
+            result["sampled_sha256"] = digest.hexdigest()
+    return result
 
 
 def _write_json(path: Path, data: Any) -> None:
