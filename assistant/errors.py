@@ -4,7 +4,8 @@ AssistantError                 base: the CLI and the UI catch it and show its me
  ├── ConfigError               a setting is wrong (bad model path, unknown mode)
  ├── IndexMissingError         no index has been built at the configured place
  ├── IndexCorruptError         the index on disk is damaged, truncated or from another model/format
- └── QueryError                the question or search request cannot be used as given
+ ├── QueryError                the question or search request cannot be used as given
+ └── StoreError                the vector database named by ASSISTANT_STORE cannot be reached or used
 
 Every message says what to do next.
 """
@@ -30,3 +31,7 @@ class IndexCorruptError(AssistantError):
 
 class QueryError(AssistantError):
     """A question or search request is empty or malformed."""
+
+
+class StoreError(AssistantError):
+    """The vector database server (ASSISTANT_STORE) is unreachable, timed out or refused a request."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +38,14 @@ class Filters:
 def _date_end(date: str) -> str:
     # "2024-12" stands for the whole month: compare against its last possible day.
     return date + "-31" if len(date) == 7 else date + "-12-31" if len(date) == 4 else date
+
+
+class Searcher(Protocol):
+    """What the Assistant searches with: `Retriever` (FAISS + bm25s) or `MilvusRetriever` (a Milvus server)."""
+
+    def search(
+        self, query: str, *, top_k: int, mode: str, filters: Filters | None = None, vector: np.ndarray | None = None
+    ) -> list[Hit]: ...
 
 
 class Retriever:
