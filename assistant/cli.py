@@ -16,8 +16,11 @@ from assistant.config import ANSWER_MODES, PROJECT_ROOT, SEARCH_MODES, Settings
 from assistant.errors import AssistantError
 
 
-def _settings(index_dir: Path | None) -> Settings:
-    return Settings.from_env(index_dir=index_dir)
+def _settings(index_dir: Path | None, store: str | None = None) -> Settings:
+    return Settings.from_env(index_dir=index_dir, store=store)
+
+
+_STORE_HELP = "Index in a Milvus server: milvus://HOST:PORT[/collection] (default: ASSISTANT_STORE, else index/)."
 
 
 def _fail_nicely(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,12 +68,13 @@ def main() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--index-dir", type=click.Path(path_type=Path), help="Where the index lives (default: index/).")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@click.option("--store", help=_STORE_HELP)
 @_fail_nicely
-def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> None:
+def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool, store: str | None) -> None:
     """Build or update the index from PATHS (files or folders; default: the corpus folder)."""
     from assistant.core import Assistant
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, store)
     labels = {"files": "Reading and chunking files", "embed": "Embedding chunks", "sentences": "Embedding sentences"}
     with _progress_bar(labels) as progress:
         report = Assistant.build(settings, paths=list(paths) or None, rebuild=rebuild, progress=progress)
@@ -78,7 +82,7 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) ->
     click.echo(
         f"{verb} {report.documents} documents, {report.chunks} chunks "
         f"(mean {report.mean_tokens} / max {report.max_tokens} tokens) in {report.seconds:.2f} s "
-        f"-> {settings.index_dir}"
+        f"-> {settings.store or settings.index_dir}"
     )
     for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
         if names:
@@ -100,13 +104,16 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) ->
 @click.option("--doc", "docs", multiple=True, help="Only search this document (file name); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.option("--index-dir", type=click.Path(path_type=Path))
+@click.option("--store", help=_STORE_HELP)
 @_fail_nicely
-def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json: bool, index_dir: Path | None) -> None:
+def search_cmd(
+    query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json: bool, index_dir: Path | None, store: str | None
+) -> None:
     """Show the passages that best match QUERY."""
     from assistant.core import Assistant
     from assistant.retrieve import Filters
 
-    assistant = Assistant.load(settings=_settings(index_dir))
+    assistant = Assistant.load(settings=_settings(index_dir, store))
     hits = assistant.search(query, top_k=top_k, mode=mode, filters=Filters(docs=docs) if docs else None)
     if as_json:
         click.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2))
@@ -130,15 +137,22 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
 @click.option("--doc", "docs", multiple=True, help="Only use this document (file name); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
 @click.option("--index-dir", type=click.Path(path_type=Path))
+@click.option("--store", help=_STORE_HELP)
 @_fail_nicely
 def ask_cmd(
-    question: str, mode: str | None, top_k: int | None, docs: tuple[str, ...], as_json: bool, index_dir: Path | None
+    question: str,
+    mode: str | None,
+    top_k: int | None,
+    docs: tuple[str, ...],
+    as_json: bool,
+    index_dir: Path | None,
+    store: str | None,
 ) -> None:
     """Answer QUESTION with numbered, verified citations (or say the documents don't answer it)."""
     from assistant.core import Assistant
     from assistant.retrieve import Filters
 
-    assistant = Assistant.load(settings=_settings(index_dir))
+    assistant = Assistant.load(settings=_settings(index_dir, store))
     filters = Filters(docs=docs) if docs else None
     if docs:
         unknown = sorted(set(docs) - set(assistant.data.documents))
@@ -185,15 +199,19 @@ def ask_cmd(
 @click.option("--top-k", type=click.IntRange(1, 100), help="Passages each answer reads (default: 5).")
 @click.option("--index-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Reuse this built index instead of building a fresh one in a temporary directory.")  # fmt: skip
+@click.option("--store", help="Evaluate over a Milvus server: milvus://HOST:PORT[/collection] (brought up to date "
+              "with the corpus first; compare with a run without --store for the FAISS backend).")  # fmt: skip
 @_fail_nicely
-def eval_cmd(gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None, index_dir: Path | None) -> None:
+def eval_cmd(
+    gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None, index_dir: Path | None, store: str | None
+) -> None:
     """Score the assistant, its ablations and a LangChain baseline on GOLD; write a report to OUT."""
     from assistant.evaluation.harness import evaluate
     from assistant.evaluation.report import comparison_table, write_report
 
     names = [n.strip() for item in systems for n in item.split(",") if n.strip()] or None
     with _progress_bar() as progress:
-        evaluation = evaluate(gold, settings=_settings(None), systems=names, top_k=top_k, index_dir=index_dir,
+        evaluation = evaluate(gold, settings=_settings(None, store), systems=names, top_k=top_k, index_dir=index_dir,
                               progress=progress)  # fmt: skip
     written = write_report(evaluation, out)
     click.echo(comparison_table(evaluation))
