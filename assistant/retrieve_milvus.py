@@ -22,7 +22,8 @@ import numpy as np
 from assistant.config import Settings
 from assistant.errors import IndexCorruptError
 from assistant.index.embedder import Embedder
-from assistant.index.milvus_store import MilvusIndex, date_end, lexical_texts, parse_store
+from assistant.index.milvus_schema import date_end, lexical_texts, parse_store
+from assistant.index.milvus_store import MilvusIndex
 from assistant.index.store import FORMAT_VERSION, IndexData, Manifest, sentence_offsets
 from assistant.retrieve import Filters
 from assistant.types import Chunk, Hit

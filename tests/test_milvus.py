@@ -21,7 +21,8 @@ from assistant import (
     StoreError,
 )
 from assistant.cli import main
-from assistant.index.milvus_store import MilvusIndex, parse_store
+from assistant.index.milvus_schema import parse_store
+from assistant.index.milvus_store import MilvusIndex
 from assistant.index.store import sentence_offsets
 from assistant.retrieve_milvus import LazySentenceVectors, milvus_filter
 from tests.conftest import ROOT, KeywordEmbedder

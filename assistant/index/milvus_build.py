@@ -16,7 +16,8 @@ from assistant.config import Settings
 from assistant.errors import IndexCorruptError
 from assistant.index.builder import TEXT_FORMAT, BuildReport, Progress, _embed, _file_key, chunker_settings
 from assistant.index.embedder import Embedder
-from assistant.index.milvus_store import MilvusIndex, now, parse_store
+from assistant.index.milvus_schema import now, parse_store
+from assistant.index.milvus_store import MilvusIndex
 from assistant.ingest.chunker import embedding_text
 from assistant.ingest.loaders import LoadError
 from assistant.ingest.pipeline import discover, ingest_file, load_metadata
