@@ -36,8 +36,9 @@ class LazySentenceVectors:
     """The rows of `IndexData.sentence_vectors`, embedded when first read, for retrieved passages only.
 
     Indexed like the FAISS backend's (n sentences, dim) array (an int or a slice of global sentence rows)
-    and returns real arrays, so the answerer reads it unchanged. `prefetch` embeds the sentences of all the
-    hits of a question in one batch, which is where the time goes.
+    and returns real arrays, so the answerer reads it unchanged. The retriever names its hits with `expect`;
+    the first read of a missing passage then embeds the sentences of every expected passage in one batch, so
+    answering pays one model call per question and a plain search pays none.
     """
 
     def __init__(self, chunks: Sequence[Chunk], offsets: np.ndarray, embedder: Embedder) -> None:
@@ -48,9 +49,14 @@ class LazySentenceVectors:
         self._lock = threading.Lock()
         self.shape = (int(offsets[-1]), embedder.dimension)
         self.computed = 0  # sentences embedded so far (the benchmark reads it)
+        self._expected: list[int] = []
 
     def __len__(self) -> int:
         return self.shape[0]
+
+    def expect(self, chunk_indices: Iterable[int]) -> None:
+        """Passages the answerer is about to read: embedded together on the first read of any of them."""
+        self._expected = list(chunk_indices)
 
     def prefetch(self, chunk_indices: Iterable[int]) -> None:
         with self._lock:
@@ -77,7 +83,7 @@ class LazySentenceVectors:
             if ci in self._cache:
                 self._cache.move_to_end(ci)
                 return self._cache[ci]
-        self.prefetch([ci])
+        self.prefetch([ci, *self._expected])
         with self._lock:
             return self._cache[ci]
 
@@ -204,7 +210,7 @@ class MilvusRetriever:
                 score = abs(float(hit["distance"])) if mode == "bm25" else float(hit["distance"])
                 found.append((index, score))
         found = found[:top_k]
-        self.sentence_vectors.prefetch(i for i, _ in found)  # one embedding batch for the answerer
+        self.sentence_vectors.expect(i for i, _ in found)  # embedded in one batch if the answerer reads them
         return [Hit(rank=r, score=s, chunk=self.chunks[i]) for r, (i, s) in enumerate(found, start=1)]
 
 

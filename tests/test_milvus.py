@@ -67,7 +67,14 @@ def test_index_search_filter_and_answer_over_a_real_server(
     assert {h.chunk.doc for h in assistant.search("relocated", filters=Filters(date_to="2023-12"))} == {BETA}
     assert {h.chunk.doc for h in assistant.search("relocated", filters=Filters(date_from="2024"))} == {ALPHA}
 
+    lazy = assistant.retriever.sentence_vectors  # type: ignore[attr-defined]
+    assert lazy.computed == 0  # searching embeds no sentences; answering embeds those of its passages only
     answer = assistant.answer("How many persons have been relocated under the mechanism?")
+    assert (
+        0
+        < lazy.computed
+        <= sum(len(h.chunk.sentences) for h in answer.hits) + max(len(c.sentences) for c in assistant.data.chunks)
+    )
     assert not answer.abstained and "6012" in answer.text
     citation = answer.citations[0]
     assert citation.doc == ALPHA and citation.supported
@@ -237,15 +244,20 @@ def test_cli_index_and_search_with_store(milvus_settings: Settings, monkeypatch:
     assert found.exit_code == 0 and "GIZ" in found.output
 
 
-@pytest.mark.slow
-def test_real_model_over_milvus_matches_faiss(milvus_server: MilvusLiteServer, real_embedder, real_index: Path) -> None:  # type: ignore[no-untyped-def]
-    """The real corpus and MiniLM: the same chunks and the same top hits as the FAISS index, and cited answers."""
-    settings = Settings.from_env(environ={}, corpus_dir=ROOT / "corpus", index_dir=real_index,
-                                 store=f"{milvus_server.url}/real_minilm")  # fmt: skip
+@pytest.fixture(scope="session")
+def real_milvus(milvus_server: MilvusLiteServer, real_embedder) -> Settings:  # type: ignore[no-untyped-def]
+    """The real corpus indexed with the real model into the session's Milvus server, once."""
+    settings = Settings.from_env(environ={}, corpus_dir=ROOT / "corpus", store=f"{milvus_server.url}/real_minilm")
     report = Assistant.build(settings, embedder=real_embedder)
     assert report.documents == 5 and not report.skipped
-    milvus = Assistant.load(settings=settings, embedder=real_embedder)
-    faiss = Assistant.load(settings=settings.replace(store=""), embedder=real_embedder)
+    return settings
+
+
+@pytest.mark.slow
+def test_real_model_over_milvus_matches_faiss(real_milvus: Settings, real_embedder, real_index: Path) -> None:  # type: ignore[no-untyped-def]
+    """The real corpus and MiniLM: the same chunks and the same top hits as the FAISS index, and cited answers."""
+    milvus = Assistant.load(settings=real_milvus, embedder=real_embedder)
+    faiss = Assistant.load(real_index, settings=real_milvus.replace(store=""), embedder=real_embedder)
     assert [c.chunk_id for c in milvus.data.chunks] == [c.chunk_id for c in faiss.data.chunks]
     for query in ("return and reintegration of migrants", "border management funding", "asylum applications"):
         for mode in ("dense", "bm25"):
@@ -254,3 +266,26 @@ def test_real_model_over_milvus_matches_faiss(milvus_server: MilvusLiteServer, r
             assert ours[:3] == theirs[:3], (query, mode)
         answer = milvus.answer(query)
         assert answer.abstained or all(c.supported for c in answer.citations)
+
+
+@pytest.mark.slow
+def test_dev_gold_parity_between_milvus_and_faiss(real_milvus: Settings, real_embedder, real_index: Path) -> None:  # type: ignore[no-untyped-def]
+    """recall@5 and answer-key accuracy on the dev gold through Milvus within 0.03 of the FAISS backend."""
+    from assistant.evaluation import metrics as m
+    from assistant.evaluation.gold import load_gold
+
+    gold = [q for q in load_gold(ROOT / "eval" / "gold" / "dev.jsonl") if q.answerable]
+    scores = {}
+    for name, assistant in (
+        ("milvus", Assistant.load(settings=real_milvus, embedder=real_embedder)),
+        ("faiss", Assistant.load(real_index, settings=real_milvus.replace(store=""), embedder=real_embedder)),
+    ):
+        ranks, correct = [], []
+        for q in gold:
+            answer = assistant.answer(q.question)
+            ranks.append(m.first_relevant_rank([h.chunk.text for h in answer.hits], q.evidence))
+            correct.append(not answer.abstained and len(m.keys_found(answer.text, q.answer_keys)) == len(q.answer_keys))
+        scores[name] = (m.recall_at(ranks, 5), sum(correct) / len(correct))
+    (milvus_recall, milvus_accuracy), (faiss_recall, faiss_accuracy) = scores["milvus"], scores["faiss"]
+    assert abs(milvus_recall - faiss_recall) <= 0.03, scores
+    assert abs(milvus_accuracy - faiss_accuracy) <= 0.03, scores
