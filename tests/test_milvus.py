@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -148,6 +149,18 @@ def test_unreachable_server_fails_quickly_with_advice(settings: Settings, embedd
         Assistant.load(settings=unreachable, embedder=embedder)
     assert time.monotonic() - started < 20  # bounded: a hang guard, not a speed target
     assert "unset ASSISTANT_STORE" in str(caught.value)
+
+
+def test_a_server_that_never_answers_times_out(settings: Settings, embedder: KeywordEmbedder) -> None:
+    """A listener that accepts connections and says nothing (a hung server): the timeout bounds the wait."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hung = settings.replace(store=f"milvus://127.0.0.1:{silent.getsockname()[1]}/x", store_timeout=2.0)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="ASSISTANT_STORE_TIMEOUT=2 s"):
+            Assistant.load(settings=hung, embedder=embedder)
+        assert time.monotonic() - started < 20  # bounded: a hang guard, not a speed target
 
 
 def test_server_killed_mid_session_gives_a_clear_error(
