@@ -302,3 +302,27 @@ def test_dev_gold_parity_between_milvus_and_faiss(real_milvus: Settings, real_em
     (milvus_recall, milvus_accuracy), (faiss_recall, faiss_accuracy) = scores["milvus"], scores["faiss"]
     assert abs(milvus_recall - faiss_recall) <= 0.03, scores
     assert abs(milvus_accuracy - faiss_accuracy) <= 0.03, scores
+
+
+def test_eval_runs_the_same_gold_over_milvus(
+    tmp_path: Path, milvus_settings: Settings, embedder: KeywordEmbedder
+) -> None:
+    import json
+
+    from assistant.evaluation.harness import evaluate
+
+    gold = tmp_path / "gold.jsonl"
+    rows = [
+        {"id": "Q1", "question": "Who will implement the Talent Partnership in Pakistan?", "answer": "GIZ.",
+         "answer_keys": ["GIZ"], "evidence": ["The Talent Partnership in Pakistan will be implemented by GIZ."],
+         "doc": BETA, "type": "factoid"},
+        {"id": "Q2", "question": "How much did the Commission approve for smart borders?", "answer": "EUR 52.1m.",
+         "answer_keys": ["52.1 million"], "evidence": ["The Commission approved EUR 52.1 million for smart borders."],
+         "doc": ALPHA, "type": "numeric"},
+    ]  # fmt: skip
+    gold.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    evaluation = evaluate(gold, settings=milvus_settings, systems=["assistant"], embedder=embedder, thresholds=(0.5,))
+    assert evaluation.settings.store == milvus_settings.store
+    summary = evaluation.summary("assistant")
+    assert summary["recall@5"] == 1.0 and summary["answer_key_accuracy"] == 1.0
+    assert evaluation.environment["settings"]["store"] == milvus_settings.store
