@@ -58,8 +58,22 @@ class MilvusLiteServer:
             if self.process.poll() is not None:
                 return False
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
+                return self._answers(deadline)
             time.sleep(0.1)
+        return False
+
+    def _answers(self, deadline: float) -> bool:
+        """The port is open; ready once a client request succeeds (a loaded machine can take a while)."""
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        while time.monotonic() < deadline:
+            with contextlib.suppress(MilvusException):
+                client = MilvusClient(f"http://127.0.0.1:{self.port}", timeout=5)
+                client.list_collections(timeout=5)
+                client.close()
+                return True
+            time.sleep(0.2)
         return False
 
     def stop(self) -> None:

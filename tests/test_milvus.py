@@ -43,7 +43,7 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLi
 @pytest.fixture
 def milvus_settings(settings: Settings, milvus_server: MilvusLiteServer) -> Settings:
     """The small corpus, in a collection of its own on the session's server."""
-    return settings.replace(store=f"{milvus_server.url}/t_{uuid.uuid4().hex[:12]}", store_timeout=5.0)
+    return settings.replace(store=f"{milvus_server.url}/t_{uuid.uuid4().hex[:12]}", store_timeout=20.0)
 
 
 def _rows(settings: Settings) -> list[dict[str, object]]:
@@ -168,8 +168,9 @@ def test_server_killed_mid_session_gives_a_clear_error(
 ) -> None:
     server = MilvusLiteServer(tmp_path / "own").start()
     try:
-        own = settings.replace(store=f"{server.url}/killed", store_timeout=2.0)
+        own = settings.replace(store=f"{server.url}/killed", store_timeout=30.0)
         Assistant.build(own, embedder=embedder)
+        own = own.replace(store_timeout=3.0)
         assistant = Assistant.load(settings=own, embedder=embedder)
         assert assistant.search("GIZ", top_k=1)
         server.kill()

@@ -305,7 +305,9 @@ class MilvusIndex:
         self._call(
             "writing the document text", lambda: self.client.upsert(self.target.documents, parts, timeout=self.timeout)
         )
-        self.flush()  # the new rows are durable before the head points at them
+        # No flush here: with Strong consistency every acknowledged row is visible to readers before the head
+        # switch. The build flushes once at the end, so a batch of documents becomes one segment and Milvus'
+        # per-segment BM25 statistics cover all of it (a flush per document gave each document its own IDF).
         self._call(
             "switching the document", lambda: self.client.upsert(self.target.documents, [head], timeout=self.timeout)
         )
