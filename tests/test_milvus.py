@@ -301,6 +301,7 @@ def test_dev_gold_parity_between_milvus_and_faiss(real_milvus: Settings, real_em
             ranks.append(m.first_relevant_rank([h.chunk.text for h in answer.hits], q.evidence))
             correct.append(not answer.abstained and len(m.keys_found(answer.text, q.answer_keys)) == len(q.answer_keys))
         scores[name] = (m.recall_at(ranks, 5), sum(correct) / len(correct))
+    print(f"parity (recall@5, answer-key accuracy): {scores}")  # shown with pytest -s
     (milvus_recall, milvus_accuracy), (faiss_recall, faiss_accuracy) = scores["milvus"], scores["faiss"]
     assert abs(milvus_recall - faiss_recall) <= 0.03, scores
     assert abs(milvus_accuracy - faiss_accuracy) <= 0.03, scores
