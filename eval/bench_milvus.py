@@ -67,6 +67,20 @@ def evaluate(assistant: Assistant, gold: list[GoldQuestion], judge: SupportJudge
     }
 
 
+def bm25_agreement(milvus: Assistant, gold: list[GoldQuestion]) -> None:
+    """Milvus' BM25 against bm25s over the same chunks (the FAISS backend's lexical side): same top 3?"""
+    from assistant.retrieve import Retriever
+
+    local = Retriever(milvus.data, milvus.embedder)  # only its bm25s side is used: no vectors needed
+    same1 = same3 = 0
+    for q in gold:
+        ours = [h.chunk.chunk_id for h in milvus.search(q.question, mode="bm25", top_k=3)]
+        theirs = [milvus.data.chunks[i].chunk_id for i, _ in local._lexical(q.question, None)[:3]]
+        same1 += ours[:1] == theirs[:1]
+        same3 += ours == theirs
+    print(f"\nBM25, Milvus vs bm25s: same top 1 on {same1}/{len(gold)} questions, same top 3 on {same3}/{len(gold)}")
+
+
 def sentence_vector_options(milvus: Assistant, gold: list[GoldQuestion], store: str) -> None:
     """Per question: embed the top-5 passages' sentences now, or read stored vectors from a second collection."""
     from pymilvus import DataType, MilvusClient
@@ -168,6 +182,7 @@ def main() -> None:
                 f, mv = rows["faiss (score fusion, default)"], rows["milvus (rrf)"]
                 print(f"\nparity (milvus - faiss default): recall@5 {mv['recall@5'] - f['recall@5']:+.3f}, "
                       f"answer-key accuracy {mv['accuracy'] - f['accuracy']:+.3f} (target: within 0.03)")  # fmt: skip
+            bm25_agreement(milvus, gold)
             sentence_vector_options(milvus, gold, store)
         finally:
             if server is not None:
