@@ -19,6 +19,7 @@ from assistant.errors import (
     IndexCorruptError,
     IndexMissingError,
     QueryError,
+    StoreError,
 )
 from assistant.retrieve import Filters
 from assistant.types import Answer, AnswerSentence, Chunk, Citation, Document, Hit, Sentence
@@ -39,6 +40,7 @@ __all__ = [
     "QueryError",
     "Sentence",
     "Settings",
+    "StoreError",
     "answer",
     "default_assistant",
 ]

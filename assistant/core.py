@@ -16,7 +16,7 @@ from assistant.errors import ConfigError, QueryError
 from assistant.index.builder import BuildReport, Progress, build_index
 from assistant.index.embedder import Embedder, create_embedder
 from assistant.index.store import IndexData, load_index
-from assistant.retrieve import Filters, Retriever
+from assistant.retrieve import Filters, Retriever, Searcher
 from assistant.sanitize import clean_text
 from assistant.types import Answer, Hit
 
@@ -33,11 +33,12 @@ class Assistant:
         chat_model: Any = None,
         model: AnswerModel | None = None,
         load_weights: bool = True,
+        retriever: Searcher | None = None,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.data = data
-        self.retriever = Retriever(
+        self.retriever: Searcher = retriever or Retriever(
             data,
             embedder,
             fusion=settings.fusion,
@@ -65,12 +66,20 @@ class Assistant:
 
         `chat_model` (any LangChain chat model) replaces the one LLM mode would build from the settings.
 
+        With `settings.store` set (milvus://HOST:PORT[/collection]) the index is read from that Milvus server.
+
         Raises:
             IndexMissingError: nothing has been built there yet (run `assistant index`).
             IndexCorruptError: the index is damaged or was built with another model or format.
+            StoreError: the Milvus server named by `settings.store` cannot be reached or fails.
         """
         settings = (settings or Settings.from_env()).replace(index_dir=Path(index_dir) if index_dir else None)
         embedder = embedder or create_embedder(settings)
+        if settings.store:  # a Milvus server (README "Scale out")
+            from assistant.retrieve_milvus import open_milvus
+
+            data, searcher = open_milvus(settings, embedder)
+            return cls(settings, embedder, data, chat_model=chat_model, retriever=searcher, load_weights=load_weights)
         data = load_index(settings.index_dir, expect_fingerprint=embedder.fingerprint)
         return cls(settings, embedder, data, chat_model=chat_model, load_weights=load_weights)
 
@@ -86,6 +95,10 @@ class Assistant:
         """Create or update the index for the corpus (see `assistant.index.builder.build_index`)."""
         settings = settings or Settings.from_env()
         embedder = embedder or create_embedder(settings)
+        if settings.store:  # a Milvus server (README "Scale out")
+            from assistant.index.milvus_build import build_milvus
+
+            return build_milvus(settings, embedder, paths=paths, rebuild=rebuild, progress=progress)
         return build_index(settings, embedder, paths=paths, rebuild=rebuild, progress=progress)
 
     def search(

@@ -6,7 +6,8 @@ AssistantError                 base: the CLI and the UI catch it and show its me
  ├── IndexCorruptError         the index on disk is damaged, truncated or from another model/format
  ├── ModelError                the answer scorer's weights are missing, damaged or from other code
  ├── CorpusError               a corpus file the whole build depends on (metadata.json) is malformed
- └── QueryError                the question or search request cannot be used as given
+ ├── QueryError                the question or search request cannot be used as given
+ └── StoreError                the vector database named by ASSISTANT_STORE cannot be reached or used
 
 Every message says what to do next.
 """
@@ -40,3 +41,7 @@ class CorpusError(AssistantError):
 
 class QueryError(AssistantError):
     """A question or search request is empty or malformed."""
+
+
+class StoreError(AssistantError):
+    """The vector database server (ASSISTANT_STORE) is unreachable, timed out or refused a request."""

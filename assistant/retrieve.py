@@ -6,6 +6,7 @@ import datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -75,6 +76,14 @@ def _date_end(date: str) -> str:
 
 
 DENSE_ALL = 2000
+
+
+class Searcher(Protocol):
+    """What the Assistant searches with: `Retriever` (FAISS + bm25s) or `MilvusRetriever` (a Milvus server)."""
+
+    def search(
+        self, query: str, *, top_k: int, mode: str, filters: Filters | None = None, vector: np.ndarray | None = None
+    ) -> list[Hit]: ...
 
 
 class Retriever:

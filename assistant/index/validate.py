@@ -25,6 +25,7 @@ _MANIFEST_TYPES: dict[str, tuple[type, ...]] = {
     "files": (dict,),
     "artifacts": (dict,),
     "build_seconds": (int, float),
+    "vector_index": (dict,),  # {"kind": "flat"} or the IVF parameters (assistant.index.ann)
 }
 
 
