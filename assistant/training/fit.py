@@ -101,7 +101,7 @@ def collect(assistant: Assistant, gold: Sequence[GoldQuestion], progress: Progre
     return examples
 
 
-def _fit_logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], c: float) -> Logistic:
+def _fit_logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], c: float, *, balanced: bool = False) -> Logistic:
     from sklearn.linear_model import LogisticRegression
 
     mean = x.mean(axis=0)
@@ -110,7 +110,9 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, names: Sequence[str], c: float) 
     if len(set(y.tolist())) < 2:  # nothing to separate: a constant model at the base rate
         p = float(np.clip(y.mean() if len(y) else 0.5, 1e-3, 1 - 1e-3))
         return Logistic(tuple(names), mean, scale, np.zeros(len(names)), float(np.log(p / (1 - p))))
-    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", solver="lbfgs")
+    # Balanced class weights help the unit ranker (few positives per question) but would shift the
+    # answerability probabilities away from the base rate: that one stays unweighted, so it is calibrated.
+    model = LogisticRegression(C=c, max_iter=2000, class_weight="balanced" if balanced else None, solver="lbfgs")
     model.fit((x - mean) / scale, y)
     return Logistic(tuple(names), mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]))
 
@@ -120,7 +122,7 @@ def fit_unit_model(examples: Sequence[Example]) -> Logistic:
     labels = [e.labels for e in examples if e.gold.answerable and len(e.units)]
     x = np.concatenate(rows) if rows else np.zeros((0, len(UNIT_FEATURES)))
     y = np.concatenate(labels) if labels else np.zeros(0)
-    return _fit_logistic(x, y, UNIT_FEATURES, C_UNIT)
+    return _fit_logistic(x, y, UNIT_FEATURES, C_UNIT, balanced=True)
 
 
 def _answerability_x(example: Example, unit_model: Logistic) -> np.ndarray:

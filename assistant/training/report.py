@@ -45,7 +45,8 @@ def write_cv_report(report: CVReport, out: Path) -> list[Path]:
         "# Answer scorer: leave-one-document-out cross-validation",
         "",
         "Each fold fits the scorer (and its abstention threshold) on the other documents' questions and answers the "
-        "held-out ones through `Assistant.answer`. These are out-of-sample figures.",
+        "held-out ones with the same `extractive_answer` that `Assistant.answer` runs, over the same retrieval. "
+        "These are out-of-sample figures.",
         "",
         cv_table(report),
         "",
