@@ -195,8 +195,8 @@ def ask_cmd(
         if c.section:
             click.echo(f"    {c.section}")
         click.echo(f'    "{c.quote}"')
-    if result.abstained and result.reason:
-        click.echo(f"\n(Why: {result.reason}.)")
+    if result.abstained and result.reason and result.reason not in result.text:
+        click.echo(f"\n(Why: {result.reason.rstrip('.')}.)")
 
 
 @main.command("eval")

@@ -118,7 +118,9 @@ class Citation:
     score: float  # support score of the sentence by this passage, 0..1
     supported: bool
     reason: str = ""  # why it does not support its sentence, when the reader needs more than "unsupported"
-    quotes: tuple[str, ...] = ()  # every quote from this passage when several answer sentences cite it
+    # Every stretch of this passage the answer quotes (several sentences, or a table row's cells), as the page
+    # highlights them; each is verbatim document text. `quote` is the first whole quote.
+    quotes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

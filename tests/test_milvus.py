@@ -239,9 +239,10 @@ def test_lazy_sentence_vectors_match_embedding_every_sentence(settings: Settings
     assert lazy.shape == data.sentence_vectors.shape
     for i in range(len(data.chunks)):
         rows = data.sentence_rows(i)
-        np.testing.assert_allclose(lazy[rows], data.sentence_vectors[rows], atol=1e-6)
-        np.testing.assert_allclose(lazy[rows.start], data.sentence_vectors[rows.start], atol=1e-6)
-    np.testing.assert_allclose(lazy[0 : lazy.shape[0]], data.sentence_vectors, atol=1e-6)
+        # The FAISS folder stores sentence vectors as float16 (about 3 decimal digits).
+        np.testing.assert_allclose(lazy[rows], data.sentence_vectors[rows], atol=1e-3)
+        np.testing.assert_allclose(lazy[rows.start], data.sentence_vectors[rows.start], atol=1e-3)
+    np.testing.assert_allclose(lazy[0 : lazy.shape[0]], data.sentence_vectors, atol=1e-3)
 
 
 @pytest.mark.slow  # the CLI loads the real model (twice: one process per command in use)
@@ -275,7 +276,9 @@ def test_real_model_over_milvus_matches_faiss(real_milvus: Settings, real_embedd
     assert [c.chunk_id for c in milvus.data.chunks] == [c.chunk_id for c in faiss.data.chunks]
     for query in ("return and reintegration of migrants", "border management funding", "asylum applications"):
         dense = [[h.chunk.chunk_id for h in a.search(query, mode="dense", top_k=3)] for a in (milvus, faiss)]
-        assert dense[0] == dense[1], query  # HNSW at this size finds the exact neighbours
+        # int8 activations are quantised per batch, so a chunk embedded in another batch moves by ~1e-3 and
+        # near-ties may swap: the same neighbours, not necessarily in the same order.
+        assert dense[0][0] in dense[1] and len(set(dense[0]) & set(dense[1])) >= 2, query
         # The same terms and BM25 formula; ties and Milvus' segment statistics may reorder the tail.
         bm25 = [[h.chunk.chunk_id for h in a.search(query, mode="bm25", top_k=3)] for a in (milvus, faiss)]
         assert bm25[0][0] == bm25[1][0] and len(set(bm25[0]) & set(bm25[1])) >= 2, query

@@ -129,8 +129,7 @@ def answerability(question: QuestionInfo, units: Sequence[Unit], hits: Sequence[
     """Probability (learned) that the retrieved passages answer the question."""
     if not units or scorer.model is None:
         return 0.0
-    row = answerability_row(question, [u.features for u in units], [u.score for u in units],
-                            float(hits[0].score) if hits else 0.0)  # fmt: skip
+    row = answerability_row(question, [u.features for u in units], [u.score for u in units])
     x = np.array([row[n] for n in scorer.model.answerability.features])
     return float(scorer.model.answerability.probability(x)[0])
 
@@ -151,13 +150,20 @@ def extractive_answer(
         raise ModelError(f"No answer scorer is loaded. {RETRAIN}")
     units = scorer.units(question, query_vector, hits)
     confidence = answerability(question, units, hits, scorer)
+    # Written as a rule, not learned: a named thing that no passage of the corpus mentions cannot be what any
+    # passage answers about, and the gold has no such question to learn it from (its near misses all name
+    # things the documents do mention).
+    unknown = [n for n in question.proper_names if not all(scorer.in_corpus(t) for t in content_terms(n))]
+    if unknown:
+        return abstention(hits, f"The documents do not mention {_join(unknown)}.", confidence)
     limit = scorer.model.threshold if threshold is None and scorer.model is not None else (threshold or 0.0)
     if not units or confidence < limit:
         return abstention(hits, missing_reason(question, scorer), confidence)
     chosen = select(units, question, scorer)
     framed = _order_conflicts(chosen, units, question)
     markers: dict[str, int] = {}
-    quotes: dict[str, list[str]] = {}
+    quotes: dict[str, list[str]] = {}  # verbatim document text per passage
+    marks: dict[str, list[str]] = {}  # what the page highlights in the passage
     first_unit: dict[str, Unit] = {}
     texts: list[str] = []
     sentences: list[AnswerSentence] = []
@@ -168,6 +174,7 @@ def extractive_answer(
         body = trim(unit, question)
         quote, _, _ = quote_span(scorer, unit, body if body != unit.text else None)
         quotes.setdefault(chunk_id, []).append(quote)
+        marks.setdefault(chunk_id, []).extend(_highlights(scorer, unit, quote))
         sentence = f"{frame}{body}"
         support = check_support(sentence, quote)
         sentences.append(AnswerSentence(sentence, (marker,), support.supported))
@@ -177,8 +184,17 @@ def extractive_answer(
         joined = " … ".join(quotes[chunk_id])
         cited = [s for s in sentences if marker in s.markers]
         citation = citation_for(first_unit[chunk_id], marker, " ".join(s.text for s in cited), joined)
-        citations.append(replace(citation, quote=quotes[chunk_id][0], quotes=tuple(quotes[chunk_id])))
+        citations.append(replace(citation, quote=quotes[chunk_id][0], quotes=tuple(marks[chunk_id])))
     return Draft(" ".join(texts), tuple(citations), tuple(sentences), False, None, confidence)
+
+
+def _highlights(scorer: SentenceScorer, unit: Unit, quote: str) -> list[str]:
+    """What to mark in the passage: the quote, or for a table row each cell (the passage puts column labels
+    between the cells, so the row's verbatim text is not one stretch of the passage)."""
+    ci, j = unit.members[0]
+    if len(unit.members) > 1 and len(scorer.row(ci, j)) > 1 and all(c == ci for c, _ in unit.members):
+        return [scorer.text(ci, k) for _, k in unit.members]
+    return [quote]
 
 
 def _order_conflicts(chosen: list[Unit], ranked: Sequence[Unit], question: QuestionInfo) -> list[tuple[Unit, str]]:

@@ -179,7 +179,7 @@ class SentenceScorer:
 
     def _span(self, question: QuestionInfo, ci: int, j: int) -> list[tuple[int, int]]:
         chunk = self.data.chunks[ci]
-        row = self._row(ci, j)
+        row = self.row(ci, j)
         if len(row) > 1:
             # A table cell reads with its row, from the row's key cell up to it (the whole row from the key
             # cell): the unit's text carries the column labels the chunker put before each cell.
@@ -223,7 +223,7 @@ class SentenceScorer:
         gap = self.data.documents[first.doc].text[end:start] if start >= end else "x"
         return not re.search(r"\w", gap)
 
-    def _row(self, ci: int, j: int) -> list[int]:
+    def row(self, ci: int, j: int) -> list[int]:
         """The sentences of chunk ci in the same table row as sentence j (cells joined by tabs), in order."""
         chunk = self.data.chunks[ci]
         text = self.data.documents[chunk.doc].text

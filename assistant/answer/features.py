@@ -47,7 +47,7 @@ UNIT_FEATURES = (
 )  # fmt: skip
 ANSWERABILITY_FEATURES = (
     "top_prob", "second_prob", "top_type_match", "top_bound_focus", "top_constraints_context",
-    "best_constraints_context", "top_lex", "top_passage_lex", "top_dense", "hit_score", "typed",
+    "best_constraints_context", "top_lex", "top_passage_lex", "top_dense", "best_dense", "typed",
     "n_constraints", "best_bound_focus_prob", "top_focus_near", "top_event_match", "top_constraints_unit",
     "typed_without_value",
 )  # fmt: skip
@@ -207,7 +207,7 @@ def _focus_near(question: QuestionInfo, text: str, values: Sequence[Value], scor
 
 
 def answerability_row(
-    question: QuestionInfo, rows: Sequence[dict[str, float]], probs: Sequence[float], hit_score: float
+    question: QuestionInfo, rows: Sequence[dict[str, float]], probs: Sequence[float]
 ) -> dict[str, float]:
     """Features of a question's best candidates: does the retrieved evidence hold what it asks?"""
     if not rows:
@@ -225,7 +225,8 @@ def answerability_row(
         "top_lex": top["lex"],
         "top_passage_lex": top["passage_lex"],
         "top_dense": top["dense"],
-        "hit_score": float(hit_score),
+        # Not the fused retrieval score: its scale depends on the fusion (score, RRF, Milvus' ranker).
+        "best_dense": max(r["dense"] for r in rows),
         "typed": float(question.typed),
         "n_constraints": min(1.0, len(question.constraints) / 4.0),
         "best_bound_focus_prob": max(bound) if bound and question.typed else float(probs[order[0]]),

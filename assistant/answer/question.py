@@ -45,6 +45,7 @@ class QuestionInfo:
     events: tuple[str, ...] = ()  # lemmas of the question's main verbs ("adopt", "deliver")
     constraints: tuple[str, ...] = ()  # stemmed words of names, figures and years the answer must be about
     constraint_names: tuple[str, ...] = ()  # the same as written, for "the documents mention X but ..."
+    proper_names: tuple[str, ...] = ()  # names of things asked about (no dates, figures or nationalities)
     parts: int = 1  # how many things it asks ("when ..., and where?")
 
     @property
@@ -127,6 +128,7 @@ def analyse(question: str) -> QuestionInfo:
         events=events,
         constraints=constraints,
         constraint_names=names,
+        proper_names=_proper_names(doc),
         parts=max(1, parts),
     )
 
@@ -188,6 +190,17 @@ def _noun_type(noun: Any) -> set[str]:
         if words & vocabulary:
             return kind | ({"list"} if noun.tag_ == "NNS" else set())
     return {"list"} if noun.tag_ in ("NNS", "NNPS") else {"description"}
+
+
+_NAME_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW"})
+
+
+def _proper_names(doc: Any) -> tuple[str, ...]:
+    """Names of things (organisations, places, people, projects) the question is about, as written."""
+    names = [e.text for e in doc.ents if e.label_ in _NAME_LABELS]
+    taken = {i for e in doc.ents for i in range(e.start, e.end)}
+    names += [t.text for t in doc if t.i not in taken and t.pos_ == "PROPN" and t.i > 0]
+    return tuple(dict.fromkeys(n for n in names if content_terms(n)))
 
 
 def _constraints(doc: Any, focus: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

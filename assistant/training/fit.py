@@ -127,7 +127,7 @@ def fit_unit_model(examples: Sequence[Example]) -> Logistic:
 
 def _answerability_x(example: Example, unit_model: Logistic) -> np.ndarray:
     probs = unit_model.probability(example.matrix) if len(example.units) else np.zeros(0)
-    row = answerability_row(example.info, [u.features for u in example.units], list(probs), example.hit_score)
+    row = answerability_row(example.info, [u.features for u in example.units], list(probs))
     return np.array([row[n] for n in ANSWERABILITY_FEATURES])
 
 
