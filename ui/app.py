@@ -23,6 +23,7 @@ from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.feedback import FEEDBACK_FILE, FeedbackLog
 from assistant.index.store import index_exists
+from assistant.nlp import pipeline
 from assistant.present import (
     answer_markdown,
     by_passage,
@@ -55,6 +56,7 @@ def load_assistant(index_dir: str, build: str) -> Assistant:
     """One Assistant per published build: a rebuild (an upload here, or `assistant index`) loads the new one."""
     assistant = Assistant.load(settings=Settings.from_env(index_dir=Path(index_dir)))
     assistant.embedder.embed_query("warm-up")  # load the model now, not on the first person's question
+    pipeline()  # and the spaCy pipeline that reads each question
     return assistant
 
 
