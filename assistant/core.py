@@ -120,7 +120,7 @@ class Assistant:
         Raises:
             QueryError: the query is empty, or top_k / mode are invalid.
         """
-        text = self._clean_query(query)
+        text = self.clean_query(query)
         _check_filters(filters)
         top_k = self.settings.top_k if top_k is None else top_k
         mode = mode or self.settings.search_mode
@@ -180,7 +180,7 @@ class Assistant:
         Answer may mark or drop sentences that failed verification, or replace a failed LLM answer.
         """
         started = time.perf_counter()
-        text = self._clean_query(question)
+        text = self.clean_query(question)
         _check_filters(filters)
         mode = mode or self.settings.mode
         if mode not in ANSWER_MODES:
@@ -242,7 +242,8 @@ class Assistant:
             self._llm = LLMBackend(self.settings, self.scorer, self.embedder, chat_model=self._chat_model)
         return self._llm
 
-    def _clean_query(self, query: str) -> str:
+    def clean_query(self, query: str) -> str:
+        """The question as searched: text cleaned, whitespace collapsed, cut to max_query_chars."""
         if not isinstance(query, str):
             raise QueryError(f"The question must be text; got {type(query).__name__}.")
         text = " ".join(clean_text(query).split())

@@ -48,10 +48,9 @@ def embedder() -> KeywordEmbedder:
     return KeywordEmbedder()
 
 
-@pytest.fixture
-def small_corpus(tmp_path: Path) -> Path:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
+def write_small_corpus(corpus: Path) -> Path:
+    """Two small documents with a figure, an amount, a name and a year (the unit tests' corpus)."""
+    corpus.mkdir(parents=True, exist_ok=True)
     (corpus / "2024-01-10_alpha.md").write_text(
         "# Alpha report\n\n## Relocation\n\nUp to 25 November, 6012 persons have been relocated under the mechanism. "
         "Most came from Cyprus.\n\n## Funding\n\nThe Commission approved EUR 52.1 million for smart borders.\n",
@@ -63,6 +62,11 @@ def small_corpus(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     return corpus
+
+
+@pytest.fixture
+def small_corpus(tmp_path: Path) -> Path:
+    return write_small_corpus(tmp_path / "corpus")
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ def _join(names: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def answerability(question: QuestionInfo, units: Sequence[Unit], hits: Sequence[Hit], scorer: SentenceScorer) -> float:
+def answerability(question: QuestionInfo, units: Sequence[Unit], scorer: SentenceScorer) -> float:
     """Probability (learned) that the retrieved passages answer the question."""
     if not units or scorer.model is None:
         return 0.0
@@ -149,7 +149,7 @@ def extractive_answer(
     if scorer.model is None:
         raise ModelError(f"No answer scorer is loaded. {RETRAIN}")
     units = scorer.units(question, query_vector, hits)
-    confidence = answerability(question, units, hits, scorer)
+    confidence = answerability(question, units, scorer)
     # Written as a rule, not learned: a named thing that no passage of the corpus mentions cannot be what any
     # passage answers about, and the gold has no such question to learn it from (its near misses all name
     # things the documents do mention).

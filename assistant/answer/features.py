@@ -89,7 +89,9 @@ def unit_features(
     neighbours = prev_terms | next_terms
     member_sims = [sims.get(m, 0.0) for m in members]
     events = {stem(e) for e in question.events}
-    near = _near(question, unit.text, typed_values, scorer, ci) if question.typed else 0.0
+    # The question's words near a value of the asked type ("started on 30 March" for "when did it start").
+    windows = _value_windows(unit.text, typed_values, scorer, ci) if question.typed else []
+    near = max((scorer.coverage(question, w) for w in windows), default=0.0)
     return {
         "dense": max(member_sims),
         "dense_mean": float(np.mean(member_sims)),
@@ -124,7 +126,7 @@ def unit_features(
         "next_lex": scorer.coverage(question, next_terms),
         "next_dense": sims.get((last_ci, last_j + 1), 0.0) if has_next else 0.0,
         "event_match": len(events & unit.terms) / len(events) if events else 0.0,
-        "focus_near": float(bool(typed_values) and _focus_near(question, unit.text, typed_values, scorer, ci)),
+        "focus_near": float(any(question.focus_terms & w for w in windows)),
         "dense_gap": 0.0,  # filled in over all candidates (rank_features)
         "lex_gap": 0.0,
         "bound_focus_typed": bound_focus * float(question.typed),
@@ -174,36 +176,16 @@ def _other_period(question: QuestionInfo, text: str) -> bool:
     return bool(found) and not (found & question.years)
 
 
-def _near(question: QuestionInfo, text: str, values: Sequence[Value], scorer: SentenceScorer, ci: int) -> float:
-    """Share of the question's vocabulary within WINDOW words of a value of the asked type."""
-    if not values:
-        return 0.0
-    best = 0.0
+def _value_windows(text: str, values: Sequence[Value], scorer: SentenceScorer, ci: int) -> list[set[str]]:
+    """For each value of the asked type, the content words within WINDOW words either side of it."""
+    windows = []
     for v in values:
         value_text = scorer.value_text(ci, v)
         at = text.find(value_text)
-        if at < 0:
-            continue
-        before = text[:at].split()[-WINDOW:]
-        after = text[at + len(value_text) :].split()[:WINDOW]
-        terms = set(content_terms(" ".join(before + after)))
-        best = max(best, scorer.coverage(question, terms))
-    return best
-
-
-def _focus_near(question: QuestionInfo, text: str, values: Sequence[Value], scorer: SentenceScorer, ci: int) -> bool:
-    """The focus noun ("vessels", "budget") within WINDOW words of a value of the asked type."""
-    if not question.focus_terms:
-        return False
-    for v in values:
-        value_text = scorer.value_text(ci, v)
-        at = text.find(value_text)
-        if at < 0:
-            continue
-        window = text[:at].split()[-WINDOW:] + text[at + len(value_text) :].split()[:WINDOW]
-        if question.focus_terms & set(content_terms(" ".join(window))):
-            return True
-    return False
+        if at >= 0:
+            around = text[:at].split()[-WINDOW:] + text[at + len(value_text) :].split()[:WINDOW]
+            windows.append(set(content_terms(" ".join(around))))
+    return windows
 
 
 def answerability_row(

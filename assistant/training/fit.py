@@ -86,7 +86,7 @@ def collect(assistant: Assistant, gold: Sequence[GoldQuestion], progress: Progre
     """Retrieve and build candidates for every gold question, exactly as answering does."""
     examples = []
     for i, q in enumerate(gold):
-        query = " ".join(q.question.split())[: assistant.settings.max_query_chars]
+        query = assistant.clean_query(q.question)  # exactly as answering cleans it
         vector = assistant.embedder.embed_query(query)
         deep = assistant.retriever.search(query, top_k=max(RETRIEVAL_DEPTH, assistant.settings.top_k), mode="hybrid",
                                           vector=vector)  # fmt: skip

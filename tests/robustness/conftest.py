@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 
 from assistant import Assistant, Settings
 from assistant.index.builder import build_index
-from tests.conftest import KeywordEmbedder
+from tests.conftest import KeywordEmbedder, write_small_corpus
 from tests.robustness.fuzzstats import STATS
 from tests.robustness.fuzzstats import percentile as _percentile
 
@@ -63,17 +63,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def small_assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Assistant]:
     """An Assistant over a two-document corpus and the keyword embedder, built once per module."""
     root = tmp_path_factory.mktemp("robust")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    (corpus / "2024-01-10_alpha.md").write_text(
-        "# Alpha report\n\n## Relocation\n\nUp to 25 November, 6012 persons have been relocated under the mechanism. "
-        "Most came from Cyprus.\n\n## Funding\n\nThe Commission approved EUR 52.1 million for smart borders.\n",
-        encoding="utf-8",
-    )
-    (corpus / "2023-05-02_beta.txt").write_text(
-        "Beta note\n\nThe Talent Partnership in Pakistan will be implemented by GIZ. It starts in 2025.\n",
-        encoding="utf-8",
-    )
+    corpus = write_small_corpus(root / "corpus")
     settings_ = Settings.from_env(environ={}, corpus_dir=corpus, index_dir=root / "index", chunk_max_tokens=120)
     embedder = KeywordEmbedder()
     build_index(settings_, embedder)
