@@ -151,7 +151,7 @@ class ParseJob:
             if self._future is not None:
                 try:
                     return [list(values) for values in decode(self._future.result())]
-                except Exception:  # noqa: BLE001 - a dead worker (killed, out of memory): parse here instead
+                except Exception:  # a dead worker (killed, out of memory): parse here instead
                     pass
             return parse_chunks(self._texts, batch_size=self._batch_size)
         finally:

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant import Assistant, Settings
+from assistant import Assistant, Settings, nlp
 from assistant.answer.model import WEIGHTS_PATH, load_model
 from assistant.answer.question import analyse
 from assistant.errors import ModelError
 from assistant.index.builder import build_index
-from assistant import nlp
 from assistant.nlp import ParseJob, parse_chunks
 from assistant.training import collect, cross_validate, fold_of, train
 from assistant.training.fit import is_evidence
