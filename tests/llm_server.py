@@ -18,7 +18,8 @@ class ScriptedLLM(BaseHTTPRequestHandler):
     delay: ClassVar[float] = 0.0
     requests: ClassVar[list[dict[str, Any]]] = []
     # Hostile behaviours: "drip" sends its reply one byte per `drip_seconds`; "garbage" sends `raw` bytes as
-    # the body (broken JSON, a broken event stream); "flood" streams `flood_bytes` of text in small events.
+    # the body (broken JSON, a broken event stream); "flood" streams `flood_bytes` of text in small events;
+    # "stall" sends the start of an event after `drip_seconds`, then nothing (until the test ends, at most 60 s).
     mode: ClassVar[str] = "normal"
     drip_seconds: ClassVar[float] = 0.2
     raw: ClassVar[bytes] = b""
@@ -54,6 +55,16 @@ class ScriptedLLM(BaseHTTPRequestHandler):
                     return
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
+            return
+        if self.mode == "stall":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.flush()
+            if not self.stop.wait(self.drip_seconds):
+                self.wfile.write(b"data: {")
+                self.wfile.flush()
+                self.stop.wait(60)
             return
         if self.mode == "flood":
             self.send_response(200)

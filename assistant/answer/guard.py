@@ -4,16 +4,24 @@ httpx's timeouts are per operation: a server that sends one byte a second never 
 nothing stops a 10 MB reply. `GuardedTransport` wraps httpx's own transport: each request gets one deadline
 (connect, send and the whole streamed body), and the body is cut off past `max_bytes`. It is the HTTP
 client of every chat model we build (`llm.make_chat_model`). The generated text is bounded again where it
-is read (`llm.LLMBackend.generate`: bytes and tokens of content, whatever the chat model).
+is read (`llm.LLMBackend.generate`: bytes and tokens of content, whatever the chat model), and the deadline is
+kept there too by `within_deadline`, which reads the chat model's stream in a thread: a per-read timeout alone
+lets a server that goes silent just before the deadline hold the request for one more whole timeout.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 import httpx
+
+
+T = TypeVar("T")
+_END = object()
 
 
 class ReplyTooLarge(httpx.ReadError):
@@ -78,3 +86,57 @@ def guarded_client(*, timeout: float, max_bytes: int) -> httpx.Client:
 def client_kwargs(*, timeout: float, max_bytes: int) -> dict[str, Any]:
     """httpx.Client keyword arguments for clients built by others (the Ollama client)."""
     return {"transport": GuardedTransport(timeout=timeout, max_bytes=max_bytes), "timeout": timeout}
+
+
+def within_deadline(open_stream: Callable[[], Iterable[T]], deadline: float, *, what: str) -> Iterator[T]:
+    """The items of `open_stream()`, raising TimeoutError once `time.monotonic()` passes `deadline`.
+
+    The stream is opened and read in a daemon thread, so however it blocks (a read timeout that restarts with
+    every byte, a client library with its own retries), the caller waits no longer than the deadline. A
+    reader left blocked stops at its next item or read timeout and closes the stream itself.
+    """
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=256)
+    stop = threading.Event()
+
+    def offer(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            stream = open_stream()
+            try:
+                for item in stream:
+                    if not offer("item", item):
+                        return
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        except BaseException as exc:  # handed to the caller, who decides (the LLM path falls back)
+            offer("error", exc)
+            return
+        offer("end", _END)
+
+    threading.Thread(target=pump, name="llm-stream", daemon=True).start()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise queue.Empty
+                kind, value = items.get(timeout=remaining)
+            except queue.Empty:
+                raise TimeoutError(what) from None
+            if kind == "error":
+                raise value
+            if kind == "end":
+                return
+            yield value
+    finally:
+        stop.set()

@@ -19,7 +19,7 @@ import numpy as np
 
 from assistant.answer.compose import Draft, abstention
 from assistant.answer.extractive import SentenceScorer
-from assistant.answer.guard import client_kwargs, guarded_client
+from assistant.answer.guard import client_kwargs, guarded_client, within_deadline
 from assistant.answer.question import history_questions
 from assistant.answer.text import collapse
 from assistant.answer.verify import MARKER, best_similarity, check_support, split_answer
@@ -168,7 +168,11 @@ class LLMBackend:
         max_bytes = self.settings.llm_max_reply_bytes
         size = tokens = 0
         try:
-            stream = self.model.stream(messages)
+            stream = within_deadline(
+                lambda: self.model.stream(messages),
+                deadline,
+                what=f"no complete reply within {self.settings.llm_timeout:g} s",
+            )
             try:
                 for chunk in stream:
                     # Whatever the chat model (HTTP ones are also bounded in guard.py): one deadline, and the
@@ -186,9 +190,7 @@ class LLMBackend:
                     pieces.append(piece)
                     yield piece
             finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()  # stop reading: closes the HTTP response
+                stream.close()  # stop reading: the reader thread closes the HTTP response
         except Exception as exc:  # unreachable server, HTTP error, timeout, bad reply: fall back, never crash
             notice = f"The language model failed ({_short(exc)}); showing the extractive answer instead."
             return extractive, notice, False

@@ -47,6 +47,17 @@ def test_a_dripping_server_is_cut_off_at_the_deadline(
     assert answer.mode == "extractive" and "6012" in answer.text and "Timeout" in (answer.notice or "")
 
 
+def test_a_server_that_goes_silent_just_before_the_deadline_is_not_waited_for_again(
+    settings: Settings, embedder: KeywordEmbedder, server: str
+) -> None:
+    # A byte just before the deadline restarts httpx's read timeout: without one deadline over the whole stream
+    # the answer would come after about twice the limit (5.6 s here).
+    ScriptedLLM.mode, ScriptedLLM.drip_seconds = "stall", 2.6
+    answer, seconds = _timed_answer(_openai(settings, embedder, server, llm_timeout=3))
+    assert seconds < 4.5
+    assert answer.mode == "extractive" and "6012" in answer.text and "Timeout" in (answer.notice or "")
+
+
 def test_a_flood_of_text_is_cut_at_the_token_cap(settings: Settings, embedder: KeywordEmbedder, server: str) -> None:
     ScriptedLLM.mode, ScriptedLLM.flood_bytes = "flood", 10_000_000
     answer, seconds = _timed_answer(_openai(settings, embedder, server, llm_max_tokens=64))
