@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 import httpx
 
-
 T = TypeVar("T")
 _END = object()
 
