@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -87,7 +87,7 @@ def client_kwargs(*, timeout: float, max_bytes: int) -> dict[str, Any]:
     return {"transport": GuardedTransport(timeout=timeout, max_bytes=max_bytes), "timeout": timeout}
 
 
-def within_deadline(open_stream: Callable[[], Iterable[T]], deadline: float, *, what: str) -> Iterator[T]:
+def within_deadline(open_stream: Callable[[], Iterable[T]], deadline: float, *, what: str) -> Generator[T, None, None]:
     """The items of `open_stream()`, raising TimeoutError once `time.monotonic()` passes `deadline`.
 
     The stream is opened and read in a daemon thread, so however it blocks (a read timeout that restarts with
