@@ -36,8 +36,8 @@ def embedding_text(chunk: Chunk) -> str:
 
 # Streaming bounds: blocks are token-counted a window at a time, and finished chunks are counted and handed
 # out a batch at a time, so neither the tokenizer's output nor the chunker's drafts ever cover a whole file.
-_WINDOW_UNITS = 2048
-_DRAFT_BATCH = 256
+_WINDOW_UNITS = 1024
+_DRAFT_BATCH = 128
 _COUNTED_CACHE = 4096  # distinct heading/label strings whose counts are remembered
 
 
