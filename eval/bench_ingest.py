@@ -9,7 +9,7 @@ Embedding is left out: its cost per chunk is fixed (batches of 64), so it is lin
 Tokens are counted with the project's default embedder (`create_embedder(Settings.from_env()).count_tokens`:
 for the ONNX backends the `tokenizers` library alone, no torch and no ONNX session), so the peak memory is
 that of ingestion plus the interpreter and the tokenizer, not of a loaded torch. "RAM/MB" is the peak divided
-by the file's size.
+by the file's size; "base MB" is what the child held before ingesting (interpreter, libraries, tokenizer).
 
     python eval/bench_ingest.py                 # 1, 10 and 50 MB
     python eval/bench_ingest.py --sizes 1 2 4   # other sizes
@@ -59,12 +59,14 @@ def child(path: str) -> None:
     settings = Settings.from_env()
     embedder = create_embedder(settings)
     embedder.count_tokens(["warm up the tokenizer"])
+    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, tokenizer
     started, cpu = time.perf_counter(), time.process_time()
     ingested = ingest_file(Path(path), metadata={}, count_tokens=embedder.count_tokens,
                            settings=chunker_settings(settings))  # fmt: skip
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "chunks": len(ingested.chunks), "peak_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "chunks": len(ingested.chunks), "peak_mb": peak_mb,
+                      "base_mb": base_mb}))  # fmt: skip
 
 
 def main() -> None:
@@ -76,7 +78,9 @@ def main() -> None:
         child(args.child)
         return
     # CPU seconds as well as wall-clock ones: on a shared machine the wall clock mostly measures the neighbours.
-    print(f"{'MB':>6} {'seconds':>9} {'s/MB':>7} {'CPU s/MB':>9} {'chunks':>8} {'peak MB':>8} {'RAM/MB':>7}")
+    columns = (("MB", 6), ("seconds", 9), ("s/MB", 7), ("CPU s/MB", 9), ("chunks", 8), ("peak MB", 8), ("RAM/MB", 7),
+               ("base MB", 8))  # fmt: skip
+    print(" ".join(f"{name:>{width}}" for name, width in columns))
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             path = Path(tmp) / f"long-{size:g}mb.md"
@@ -85,9 +89,9 @@ def main() -> None:
                                  check=True, timeout=3600)  # fmt: skip
             result = json.loads(out.stdout.strip().splitlines()[-1])
             real = path.stat().st_size / 1e6
-            seconds, peak = result["seconds"], result["peak_mb"]
+            seconds, peak, base = result["seconds"], result["peak_mb"], result["base_mb"]
             print(f"{real:6.1f} {seconds:9.2f} {seconds / real:7.2f} {result['cpu'] / real:9.2f} "
-                  f"{result['chunks']:8d} {peak:8.0f} {peak / real:7.1f}", flush=True)  # fmt: skip
+                  f"{result['chunks']:8d} {peak:8.0f} {peak / real:7.1f} {base:8.0f}", flush=True)  # fmt: skip
             path.unlink()
 
 

@@ -80,8 +80,10 @@ def _count_units(window: Sequence[Block], count_tokens: TokenCounter) -> None:
     """Word pieces of every sentence in the window not counted yet (a row's key cells recur in many blocks)."""
     todo = {id(u): u for b in window for it in (*b.context, *b.items) for u in it.units if u.tokens < 0}
     units = list(todo.values())
-    for unit, n in zip(units, count_tokens([u.text for u in units]) if units else [], strict=True):
-        unit.tokens = n
+    for i in range(0, len(units), _WINDOW_UNITS):  # one long paragraph can hold more than a window
+        batch = units[i : i + _WINDOW_UNITS]
+        for unit, n in zip(batch, count_tokens([u.text for u in batch]), strict=True):
+            unit.tokens = n
 
 
 class _Packer:
