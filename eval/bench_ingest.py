@@ -6,6 +6,11 @@ embedding model's tokenizer) and reports seconds per MB and the peak memory of a
 Embedding is left out: its cost per chunk is fixed (batches of 64), so it is linear by construction, and
 50 MB of text would take hours on a laptop CPU.
 
+Tokens are counted with the project's default embedder (`create_embedder(Settings.from_env()).count_tokens`:
+for the ONNX backends the `tokenizers` library alone, no torch and no ONNX session), so the peak memory is
+that of ingestion plus the interpreter and the tokenizer, not of a loaded torch. "RAM/MB" is the peak divided
+by the file's size; "base MB" is what the child held before ingesting (interpreter, libraries, tokenizer).
+
     python eval/bench_ingest.py                 # 1, 10 and 50 MB
     python eval/bench_ingest.py --sizes 1 2 4   # other sizes
 """
@@ -48,18 +53,20 @@ def make_file(path: Path, megabytes: float) -> None:
 def child(path: str) -> None:
     from assistant.config import Settings
     from assistant.index.builder import chunker_settings
-    from assistant.index.embedder import SentenceTransformerEmbedder
+    from assistant.index.embedder import create_embedder
     from assistant.ingest.pipeline import ingest_file
 
     settings = Settings.from_env()
-    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    embedder = create_embedder(settings)
     embedder.count_tokens(["warm up the tokenizer"])
+    base_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, libraries, tokenizer
     started, cpu = time.perf_counter(), time.process_time()
     ingested = ingest_file(Path(path), metadata={}, count_tokens=embedder.count_tokens,
                            settings=chunker_settings(settings))  # fmt: skip
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "chunks": len(ingested.chunks), "peak_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "chunks": len(ingested.chunks), "peak_mb": peak_mb,
+                      "base_mb": base_mb}))  # fmt: skip
 
 
 def main() -> None:
@@ -71,7 +78,9 @@ def main() -> None:
         child(args.child)
         return
     # CPU seconds as well as wall-clock ones: on a shared machine the wall clock mostly measures the neighbours.
-    print(f"{'MB':>6} {'seconds':>9} {'s/MB':>7} {'CPU s/MB':>9} {'chunks':>8} {'peak MB':>8}")
+    columns = (("MB", 6), ("seconds", 9), ("s/MB", 7), ("CPU s/MB", 9), ("chunks", 8), ("peak MB", 8), ("RAM/MB", 7),
+               ("base MB", 8))  # fmt: skip
+    print(" ".join(f"{name:>{width}}" for name, width in columns))
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             path = Path(tmp) / f"long-{size:g}mb.md"
@@ -80,8 +89,9 @@ def main() -> None:
                                  check=True, timeout=3600)  # fmt: skip
             result = json.loads(out.stdout.strip().splitlines()[-1])
             real = path.stat().st_size / 1e6
-            print(f"{real:6.1f} {result['seconds']:9.2f} {result['seconds'] / real:7.2f} {result['cpu'] / real:9.2f} "
-                  f"{result['chunks']:8d} {result['peak_mb']:8.0f}", flush=True)  # fmt: skip
+            seconds, peak, base = result["seconds"], result["peak_mb"], result["base_mb"]
+            print(f"{real:6.1f} {seconds:9.2f} {seconds / real:7.2f} {result['cpu'] / real:9.2f} "
+                  f"{result['chunks']:8d} {peak:8.0f} {peak / real:7.1f} {base:8.0f}", flush=True)  # fmt: skip
             path.unlink()
 
 

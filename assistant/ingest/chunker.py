@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from assistant.ingest.structure import Block, Item, Unit
@@ -34,18 +34,56 @@ def embedding_text(chunk: Chunk) -> str:
     return f"{embedding_head(chunk.title, chunk.section)}\n{chunk.text}"
 
 
+# Streaming bounds: blocks are token-counted a window at a time, and finished chunks are counted and handed
+# out a batch at a time, so neither the tokenizer's output nor the chunker's drafts ever cover a whole file.
+_WINDOW_UNITS = 1024
+_DRAFT_BATCH = 128
+_COUNTED_CACHE = 4096  # distinct heading/label strings whose counts are remembered
+
+
 def chunk_document(
-    doc: Document, blocks: list[Block], count_tokens: TokenCounter, settings: ChunkerSettings
+    doc: Document, blocks: Iterable[Block], count_tokens: TokenCounter, settings: ChunkerSettings
 ) -> list[Chunk]:
-    units = [u for b in blocks for it in (*b.context, *b.items) for u in it.units]
-    for unit, n in zip(units, count_tokens([u.text for u in units]), strict=True):
-        unit.tokens = n
+    return list(iter_chunks(doc, blocks, count_tokens, settings))
+
+
+def iter_chunks(
+    doc: Document, blocks: Iterable[Block], count_tokens: TokenCounter, settings: ChunkerSettings
+) -> Iterator[Chunk]:
+    """The document's chunks in order, made from `blocks` as they come (an iterator works)."""
     packer = _Packer(doc, count_tokens, settings)
-    for block in blocks:
-        packer.add(block)
+    for window in _windows(blocks):
+        _count_units(window, count_tokens)
+        for block in window:
+            packer.add(block)
+            if len(packer.drafts) >= _DRAFT_BATCH:
+                yield from packer.finish()
     packer.emit_headings()  # trailing headings with no text beneath still hold words a reader may ask about
     packer.flush()
-    return packer.finish()
+    yield from packer.finish()
+
+
+def _windows(blocks: Iterable[Block]) -> Iterator[list[Block]]:
+    window: list[Block] = []
+    units = 0
+    for block in blocks:
+        window.append(block)
+        units += sum(len(it.units) for it in (*block.context, *block.items))
+        if units >= _WINDOW_UNITS:
+            yield window
+            window, units = [], 0
+    if window:
+        yield window
+
+
+def _count_units(window: Sequence[Block], count_tokens: TokenCounter) -> None:
+    """Word pieces of every sentence in the window not counted yet (a row's key cells recur in many blocks)."""
+    todo = {id(u): u for b in window for it in (*b.context, *b.items) for u in it.units if u.tokens < 0}
+    units = list(todo.values())
+    for i in range(0, len(units), _WINDOW_UNITS):  # one long paragraph can hold more than a window
+        batch = units[i : i + _WINDOW_UNITS]
+        for unit, n in zip(batch, count_tokens([u.text for u in batch]), strict=True):
+            unit.tokens = n
 
 
 class _Packer:
@@ -61,6 +99,7 @@ class _Packer:
         self.pending_headings: list[Block] = []
         self.page: int | None = None
         self._counted: dict[str, int] = {}
+        self.seen: dict[bytes, int] = {}  # chunk text digest -> occurrences so far
         self.row_open = False  # a table row whose key cells have not been emitted yet
 
     @property
@@ -173,8 +212,11 @@ class _Packer:
         return Unit(start + lead, start + trail, flat, self.count([flat])[0])
 
     def _tokens_of(self, text: str) -> int:
-        # Labels and title/heading lines recur for every item of a section: count each string once.
+        # Labels and title/heading lines recur for every item of a section: count each string once (a file
+        # of many sections forgets them now and then, to stay bounded).
         if text not in self._counted:
+            if len(self._counted) >= _COUNTED_CACHE:
+                self._counted.clear()
             self._counted[text] = self.count([text])[0]
         return self._counted[text]
 
@@ -197,13 +239,16 @@ class _Packer:
         self.used = self._context_tokens()
 
     def finish(self) -> list[Chunk]:
+        """The chunks drafted since the last call, token-counted in one batch."""
         chunks: list[Chunk] = []
         texts: list[str] = []
-        seen: dict[str, int] = {}
-        for section, context, lines in self.drafts:
+        drafts, self.drafts = self.drafts, []
+        for section, context, lines in drafts:
             text, sentences = _compose([*context, *lines])
-            occurrence = seen.get(text, 0)
-            seen[text] = occurrence + 1
+            # The same text twice in a document gets distinct ids; a digest rather than the text is kept.
+            key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+            occurrence = self.seen.get(key, 0)
+            self.seen[key] = occurrence + 1
             digest = hashlib.sha256(f"{self.doc.doc_id}\n{occurrence}\n{section}\n{text}".encode()).hexdigest()
             start = min(s.doc_start for s in sentences)
             end = max(s.doc_end for s in sentences)

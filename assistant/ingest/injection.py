@@ -15,8 +15,10 @@ that ...").
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from assistant.types import Chunk, Document
 
@@ -69,13 +71,21 @@ def flagged_sentences(chunk: Chunk, spans: Sequence[tuple[int, int]]) -> tuple[i
 
 def flag_chunks(document: Document, chunks: Sequence[Chunk]) -> tuple[list[Chunk], list[tuple[int, int]]]:
     """The chunks with `flagged` set from the document's instruction-like spans, and those spans."""
-    from dataclasses import replace
-
     spans = instruction_spans(document.text)
-    if not spans:
-        return list(chunks), []
-    out = []
+    return list(iter_flagged(chunks, spans)), spans
+
+
+def iter_flagged(chunks: Iterable[Chunk], spans: Sequence[tuple[int, int]]) -> Iterator[Chunk]:
+    """Each chunk with `flagged` set from the spans (sorted, non-overlapping, as instruction_spans gives them).
+
+    The spans near a chunk are found by bisection: testing every span against every chunk was quadratic
+    for a long file full of them.
+    """
+    ends = [b for _, b in spans]
     for chunk in chunks:
-        near = [(a, b) for a, b in spans if a < chunk.end and chunk.start < b]
-        out.append(replace(chunk, flagged=flagged_sentences(chunk, near)) if near else chunk)
-    return out, spans
+        i = bisect.bisect_right(ends, chunk.start)  # the first span ending after the chunk starts
+        near = []
+        while i < len(spans) and spans[i][0] < chunk.end:
+            near.append(spans[i])
+            i += 1
+        yield replace(chunk, flagged=flagged_sentences(chunk, near)) if near else chunk

@@ -7,16 +7,17 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
 
 from assistant.errors import CorpusError
-from assistant.ingest.chunker import ChunkerSettings, TokenCounter, chunk_document
-from assistant.ingest.injection import flag_chunks
+from assistant.ingest.chunker import ChunkerSettings, TokenCounter, iter_chunks
+from assistant.ingest.injection import instruction_spans, iter_flagged
 from assistant.ingest.loaders import SUPPORTED_SUFFIXES, LoadError, RawFile, load_file
 from assistant.ingest.markup import strip_markup
-from assistant.ingest.structure import parse_blocks
+from assistant.ingest.structure import Block, iter_blocks
 from assistant.types import Chunk, Document
 
 METADATA_FILE = "metadata.json"
@@ -123,6 +124,19 @@ def load_metadata(corpus_dir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class IngestStream:
+    """One file being ingested: its Document now, its chunks as they are consumed.
+
+    `chunks` is a one-shot iterator; it raises LoadError at its end when the file gave no chunk at all.
+    """
+
+    document: Document
+    chunks: Iterator[Chunk]
+    warnings: tuple[str, ...]
+    flagged: tuple[str, ...] = ()  # instruction-like passages found (shortened), kept out of answers
+
+
 def ingest_file(
     path: Path,
     *,
@@ -132,12 +146,31 @@ def ingest_file(
     raw: RawFile | None = None,
 ) -> Ingested:
     """Load and chunk one file. Raises LoadError for a file that cannot be indexed."""
+    stream = ingest_file_iter(path, metadata=metadata, count_tokens=count_tokens, settings=settings, raw=raw)
+    return Ingested(stream.document, list(stream.chunks), stream.warnings, stream.flagged)
+
+
+def ingest_file_iter(
+    path: Path,
+    *,
+    metadata: dict[str, dict[str, str]],
+    count_tokens: TokenCounter,
+    settings: ChunkerSettings,
+    raw: RawFile | None = None,
+) -> IngestStream:
+    """Load one file and chunk it lazily. Raises LoadError for a file that cannot be read.
+
+    The file's clean text is made at once (the Document holds it); structure, sentences and chunks are then
+    made a window at a time as the chunks are consumed, so what is kept beside the text and the chunks
+    already handed out stays bounded however long the file is.
+    """
     raw = raw or load_file(path)
     cleaned = strip_markup(raw.text)
-    blocks = parse_blocks(cleaned)
+    blocks = iter_blocks(cleaned)
+    head = list(islice(blocks, 20))
     meta = metadata.get(path.name, {})
     # Capped: the title heads every chunk's embedded text, so a huge one would overflow each chunk's budget.
-    title = (meta.get("title") or _first_heading(blocks) or _humanize(path.stem))[:MAX_TITLE_CHARS]
+    title = (meta.get("title") or _first_heading(head) or _humanize(path.stem))[:MAX_TITLE_CHARS]
     date_match = _DATE_PREFIX.match(path.name)
     page_starts = tuple(bisect.bisect_left(cleaned.offsets, p) for p in raw.page_starts)
     document = Document(
@@ -149,12 +182,19 @@ def ingest_file(
         text=cleaned.text,
         page_starts=page_starts,
     )
-    chunks = chunk_document(document, blocks, count_tokens, settings)
-    if not chunks:
-        raise LoadError(path, "contains no indexable text")
-    chunks, spans = flag_chunks(document, chunks)
+    spans = instruction_spans(document.text)
     flagged = tuple(_excerpt(cleaned.text[a:b]) for a, b in spans)
-    return Ingested(document, chunks, raw.warnings, flagged)
+    chunks = iter_chunks(document, chain(head, blocks), count_tokens, settings)
+    return IngestStream(document, _checked(iter_flagged(chunks, spans), path), raw.warnings, flagged)
+
+
+def _checked(chunks: Iterator[Chunk], path: Path) -> Iterator[Chunk]:
+    empty = True
+    for chunk in chunks:
+        empty = False
+        yield chunk
+    if empty:
+        raise LoadError(path, "contains no indexable text")
 
 
 def _excerpt(text: str, limit: int = 100) -> str:
@@ -162,7 +202,7 @@ def _excerpt(text: str, limit: int = 100) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _first_heading(blocks: list) -> str:  # type: ignore[type-arg]
+def _first_heading(blocks: list[Block]) -> str:
     for block in blocks[:20]:
         if block.kind == "heading" and len(block.title) > 3:
             return str(block.title)

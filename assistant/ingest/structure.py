@@ -9,6 +9,7 @@ key cells as context.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from assistant.ingest.markup import Cleaned, collapse_ws
@@ -22,7 +23,7 @@ class Unit:
     start: int
     end: int
     text: str
-    tokens: int = 0
+    tokens: int = -1  # word pieces; -1 until the chunker has counted them
 
 
 @dataclass
@@ -54,9 +55,26 @@ _KEY_CELL_CHARS = 60  # cells this short (besides the first) stay with every chu
 _ENUMERATOR = re.compile(r"^(?:\d{1,3}|[IVXL]+|[a-z])[.)]\s")
 
 
+_HOLD_BLOCKS = 2000  # most blocks held back behind a table row that a page break may still extend
+
+
 def parse_blocks(cleaned: Cleaned) -> list[Block]:
+    return list(iter_blocks(cleaned))
+
+
+def iter_blocks(cleaned: Cleaned) -> Iterator[Block]:
+    """The blocks of the clean text in order, produced line by line rather than all at once.
+
+    One exception to "a block is final when it is produced": a table row whose first cell runs on after a
+    page break gets that continuation merged into its key cells when the break is reached. So the last row
+    of a labelled table, and what follows it, is held back while such a merge can still happen (its first
+    cell does not end a sentence), up to _HOLD_BLOCKS blocks; page breaks come far sooner than that.
+    """
     text = cleaned.text
-    blocks: list[Block] = []
+    blocks: list[Block] = []  # produced, not yet handed out
+    released = 0  # blocks handed out so far
+    last_row_at = -1  # position of last_row among all blocks produced
+    previous: Block | None = None
     paragraph: list[tuple[int, int]] = []
     header: list[str] | None = None
     header_key = ""
@@ -64,16 +82,36 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
     last_row: Block | None = None
     after_repeat = False
 
+    def add(block: Block) -> None:
+        nonlocal previous
+        blocks.append(block)
+        previous = block
+
     def flush_paragraph() -> None:
         nonlocal paragraph
         if paragraph:
             for block in _split_leading_title(cleaned, paragraph[0][0], paragraph[-1][1]):
                 if block.kind == "text":
                     block.context = row_context
-                blocks.append(block)
+                add(block)
         paragraph = []
 
     for start, end in _line_spans(text):
+        if blocks:
+            final = len(blocks)
+            if (
+                last_row is not None
+                and header is not None
+                and last_row.context
+                and last_row_at >= released
+                and len(blocks) <= _HOLD_BLOCKS
+                and not _item_text(last_row.context[0]).rstrip().endswith((".", "!", "?", ":"))
+            ):
+                final = last_row_at - released
+            if final:
+                yield from blocks[:final]
+                del blocks[:final]
+                released += final
         line = text[start:end]
         if not line.strip():
             flush_paragraph()
@@ -88,7 +126,7 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
             if header is not None and key == header_key:
                 after_repeat = True
                 continue
-            if _looks_like_header(cell_texts, previous=blocks[-1] if blocks else None):
+            if _looks_like_header(cell_texts, previous=previous):
                 header, header_key = cell_texts, key
                 row_context, last_row, after_repeat = (), None, False
                 continue
@@ -110,18 +148,19 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
                 last_row.context = (merged, *last_row.context[1:])
                 row_context = last_row.context
                 after_repeat = False
-                blocks.append(Block("row", start, context=last_row.context))
+                add(Block("row", start, context=last_row.context))
                 continue
             if header is not None and non_empty == [0] and len(cell_texts) > 1 and len(cell_texts[0]) <= 200:
                 # A row with only its first cell filled is a section title inside the table.
                 level = 1 if _ROMAN_HEADING.match(cell_texts[0]) else 2
-                blocks.append(Block("heading", cells[0][0], cells[0][1], level=level, title=cell_texts[0]))
+                add(Block("heading", cells[0][0], cells[0][1], level=level, title=cell_texts[0]))
                 row_context, last_row = (), None
                 continue
             if header is None and len(non_empty) == 1:
                 # A lone cell outside a labelled table is ordinary text that happened to carry a tab.
                 s, e = cells[non_empty[0]]
-                blocks.extend(_split_leading_title(cleaned, s, e))
+                for block in _split_leading_title(cleaned, s, e):
+                    add(block)
                 continue
             first = cell_texts[0] if cell_texts else ""
             continues = last_row is not None and (not first or (after_repeat and first[:1].islower()))
@@ -134,7 +173,7 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
                 items.append(Item(_units(cleaned, s, e), label))
             after_repeat = False
             if continues and last_row is not None:
-                blocks.append(Block("row", start, items=items, context=last_row.context))
+                add(Block("row", start, items=items, context=last_row.context))
                 continue
             context: tuple[Item, ...] = ()
             body = items
@@ -147,18 +186,19 @@ def parse_blocks(cleaned: Cleaned) -> list[Block]:
                 body = [it for it in items if all(it is not k for k in keys)]
             last_row = Block("row", start, items=body, context=context, new_row=header is not None)
             row_context = context
-            blocks.append(last_row)
+            last_row_at = released + len(blocks)
+            add(last_row)
             continue
         if start in cleaned.headings:
             flush_paragraph()
             level = cleaned.headings[start]
-            blocks.append(Block("heading", start, end, level=level, title=collapse_ws(line)))
+            add(Block("heading", start, end, level=level, title=collapse_ws(line)))
             if header is not None:  # a markdown heading ends the table
                 header, header_key, row_context, last_row = None, "", (), None
             continue
         paragraph.append((start, end))
     flush_paragraph()
-    return blocks
+    yield from blocks
 
 
 def _paragraph_block(cleaned: Cleaned, start: int, end: int) -> Block:
@@ -244,15 +284,13 @@ def _looks_like_header(cells: list[str], previous: Block | None) -> bool:
     return previous is None or previous.kind != "row"
 
 
-def _line_spans(text: str) -> list[tuple[int, int]]:
-    spans = []
+def _line_spans(text: str) -> Iterator[tuple[int, int]]:
     start = 0
     for m in re.finditer(r"\n", text):
-        spans.append((start, m.start()))
+        yield start, m.start()
         start = m.end()
     if start < len(text):
-        spans.append((start, len(text)))
-    return spans
+        yield start, len(text)
 
 
 def _cell_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
