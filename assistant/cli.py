@@ -161,7 +161,9 @@ def ask_cmd(
     """
     from assistant.core import Assistant
     from assistant.retrieve import Filters
+    from assistant.spacy_load import preload
 
+    preload()  # the question's parser loads on a thread while the index loads and the question is embedded
     question, docs = clean_text(question), tuple(clean_text(d) for d in docs)
     if not as_json:
         # The first answer of a process loads the embedding model (seconds): say so instead of sitting silent.

@@ -1,0 +1,70 @@
+"""Loading the spaCy pipeline quickly: without torch, and in the background while the index loads.
+
+spaCy's machine-learning library (thinc) imports torch at import time whenever torch is installed, only to
+offer torch-backed layers; the small English pipeline runs on thinc's NumPy operations and never uses them.
+That import alone took 2-4 s of the 6 s `assistant ask` cold start on the 2-core machine. While *the loading
+thread* imports spaCy, `import torch` is reported as absent, so thinc records "no torch" and moves on; other
+threads, and any later import, see torch as usual, and a torch already imported is left alone (thinc then
+uses it as before). The parse is the same either way: the pipeline's layers run on NumPy in both cases
+(tests/test_cold_start.py compares the two).
+
+`preload()` starts that load on a daemon thread, so a command can read the index and embed the question
+meanwhile; `assistant.nlp.pipeline()` waits for it (it holds the same lock) and returns the loaded pipeline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import sys
+import threading
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+_thread: threading.Thread | None = None
+_thread_lock = threading.Lock()
+
+
+class _NoTorchInThisThread(importlib.abc.MetaPathFinder):
+    """Reports torch as not installed, to one thread only (the one loading spaCy)."""
+
+    def __init__(self, thread_id: int) -> None:
+        self.thread_id = thread_id
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> None:
+        if threading.get_ident() == self.thread_id and fullname.partition(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {fullname!r} (hidden while spaCy loads)", name=fullname)
+        return None
+
+
+def load_package(package_name: str) -> Any:
+    """Import the spaCy model package `package_name` and load its pipeline, with torch hidden from thinc."""
+    finder = _NoTorchInThisThread(threading.get_ident())
+    hide = "torch" not in sys.modules  # already imported: thinc picks it up as it always did
+    if hide:
+        sys.meta_path.insert(0, finder)
+    try:
+        package = __import__(package_name)
+        # thinc is imported by now; past this point torch imports normally again, in every thread.
+    finally:
+        if hide:
+            sys.meta_path.remove(finder)
+    return package.load()
+
+
+def preload() -> threading.Thread:
+    """Start loading the spaCy pipeline on a background thread (once per process); returns that thread."""
+    global _thread
+    with _thread_lock:
+        if _thread is None:
+            from assistant.nlp import pipeline
+
+            def load() -> None:
+                # A failure is not lost: the caller's own pipeline() call tries again and raises it, in context.
+                with contextlib.suppress(Exception):
+                    pipeline()
+
+            _thread = threading.Thread(target=load, name="spacy-preload", daemon=True)
+            _thread.start()
+        return _thread
