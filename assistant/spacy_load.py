@@ -18,7 +18,8 @@ import contextlib
 import importlib.abc
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -45,12 +46,50 @@ def load_package(package_name: str) -> Any:
     if hide:
         sys.meta_path.insert(0, finder)
     try:
-        package = __import__(package_name)
+        with _cli_deferred():
+            package = __import__(package_name)
         # thinc is imported by now; past this point torch imports normally again, in every thread.
     finally:
         if hide:
             sys.meta_path.remove(finder)
     return package.load()
+
+
+@contextlib.contextmanager
+def _cli_deferred() -> Iterator[None]:
+    """While spaCy is first imported, stand in for its command-line package, which it imports for `spacy.info`.
+
+    That package pulls in typer, weasel, requests, httpx, jinja2 and rich (about 360 modules, 0.3-0.5 s of CPU
+    here) and nothing in it is used to parse. The stand-ins live only for the import: afterwards `spacy.info`
+    imports the real function on its first call and `import spacy.cli` imports the real package. Submodules
+    other than `info` still resolve to the real files (the stand-in has the real package's path).
+    """
+    if "spacy" in sys.modules or "spacy.cli" in sys.modules:  # imported already: nothing to save
+        yield
+        return
+    import importlib.util
+
+    spec = importlib.util.find_spec("spacy")
+    cli = ModuleType("spacy.cli")
+    cli.__path__ = [str(Path(spec.origin).parent / "cli")] if spec and spec.origin else []
+    info = ModuleType("spacy.cli.info")
+
+    def deferred_info(*args: Any, **kwargs: Any) -> Any:
+        from spacy.cli.info import info as real
+
+        return real(*args, **kwargs)
+
+    info.info = deferred_info  # type: ignore[attr-defined]
+    sys.modules.update({"spacy.cli": cli, "spacy.cli.info": info})
+    try:
+        yield
+    finally:
+        for name in ("spacy.cli", "spacy.cli.info"):
+            if sys.modules.get(name) in (cli, info):
+                del sys.modules[name]
+        spacy = sys.modules.get("spacy")
+        if spacy is not None and getattr(spacy, "cli", None) is cli:
+            delattr(spacy, "cli")
 
 
 def preload() -> threading.Thread:

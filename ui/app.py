@@ -63,8 +63,8 @@ def load_assistant(index_dir: str, build: str) -> Assistant:
     pipeline()
     # Streamlit runs a full garbage collection after every script run (runner.postScriptGC); walking the
     # index's and the models' objects each time took 100-200 ms of every answer on the 2-core machine, and
-    # held the lock the server needs to send the page. They live as long as the server: exempt them.
-    gc.collect()
+    # held the lock the server needs to send the page. They live as long as the server: exempt them. (No
+    # collection first: loading leaves a few hundred unreachable objects, and a full pass costs 0.1-0.2 s.)
     gc.freeze()
     return assistant
 
