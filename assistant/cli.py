@@ -303,7 +303,9 @@ def ui_cmd(port: int, host: str) -> None:
     if not app.exists():
         raise AssistantError(f"The chat page {app} is missing; run `assistant ui` from a checkout of the project.")
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
+        # Streamlit's command line, after starting to load the index at once (assistant.ui_server).
+        sys.executable, "-m", "assistant.ui_server", "run", str(app),
+        "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.headless", "true",
         "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // 1_000_000)),  # the browser refuses bigger files
         # Staff see the page, not Streamlit's developer tools (see also .streamlit/config.toml).

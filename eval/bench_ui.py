@@ -3,8 +3,8 @@
     python eval/bench_ui.py [--index-dir index] [--runs 3] [--questions 8]
                             [--code DIR --label before] [--out FILE.md]
 
-Each run starts `streamlit run ui/app.py` on a free 127.0.0.1 port against an existing index and drives
-Debian's Chromium with Playwright (launched before the server, so its own start-up is not counted):
+Each run starts the page as `make run` does (`assistant ui`) on a free 127.0.0.1 port against an existing index
+and drives Debian's Chromium with Playwright (launched before the server, so its own start-up is not counted):
 
 - page ready: from starting the server process to the page showing the chat box *and* the corpus facts in
   the sidebar (which the page can only show once the index and the models are loaded: it can answer then);
@@ -72,10 +72,8 @@ def free_port() -> int:
 def one_run(browser: Any, code: Path, index_dir: Path, questions: list[str]) -> dict[str, Any]:
     port = free_port()
     env = {**os.environ, "ASSISTANT_INDEX_DIR": str(index_dir.resolve()), "PYTHONPATH": str(code)}
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(code / "ui" / "app.py"), "--server.port", str(port),
-        "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+    # The page as `make run` serves it: `assistant ui` (which becomes the Streamlit server, same process).
+    command = [sys.executable, "-m", "assistant.cli", "ui", "--port", str(port), "--host", "127.0.0.1"]
     page = browser.new_page()
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
@@ -97,13 +95,14 @@ def one_run(browser: Any, code: Path, index_dir: Path, questions: list[str]) -> 
             ready = time.perf_counter() - started
             ready_cpu = cpu_seconds(server.pid)
             box = page.get_by_placeholder("Ask about the documents…")
-            latencies, polled, own = [], [], []
+            latencies, polled, own, cpu = [], [], [], []
             for i, question in enumerate(questions, start=1):
                 box.fill(question)
-                t = time.perf_counter()
+                t, used = time.perf_counter(), cpu_seconds(server.pid)
                 box.press("Enter")
                 page.wait_for_function("n => window.__bench.shown[n] !== undefined", arg=i, polling="raf")
                 polled.append((time.perf_counter() - t) * 1000)
+                cpu.append((cpu_seconds(server.pid) - used) * 1000)
                 latencies.append(page.evaluate("n => window.__bench.shown[n] - window.__bench.enter[n - 1]", i))
                 # The page's own caption: "... answer from N passages in M ms." (the assistant's work alone)
                 caption = page.get_by_text(re.compile(r"answer from \d+ passages in \d+ ms")).nth(i - 1).inner_text()
@@ -114,7 +113,7 @@ def one_run(browser: Any, code: Path, index_dir: Path, questions: list[str]) -> 
             server.wait(timeout=15)
     return {
         "healthy_s": healthy, "ready_s": ready, "ready_cpu_s": ready_cpu,
-        "latencies_ms": latencies, "polled_ms": polled, "own_ms": own,
+        "latencies_ms": latencies, "polled_ms": polled, "own_ms": own, "cpu_ms": cpu,
     }  # fmt: skip
 
 
@@ -151,8 +150,9 @@ def main() -> None:
         f"(1-minute load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores)",
         "",
         "| checkout | server up (s) | page ready (s) | server CPU until ready (s) | first Enter -> answer (ms) "
-        "| Enter -> answer p50 (ms) | max (ms) | answer's own time p50 (ms) | seen by Playwright polling p50 (ms) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Enter -> answer p50 (ms) | max (ms) | answer's own time p50 (ms) | server CPU per answer p50 (ms) "
+        "| seen by Playwright polling p50 (ms) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, _ in configs:
         rs = results[label]
@@ -164,6 +164,7 @@ def main() -> None:
             f"| {statistics.median(r['latencies_ms'][0] for r in rs):.0f} "
             f"| {statistics.median(rest):.0f} | {max(rest):.0f} "
             f"| {statistics.median(x for r in rs for x in r['own_ms']):.0f} "
+            f"| {statistics.median(x for r in rs for x in r['cpu_ms'][1:] or r['cpu_ms']):.0f} "
             f"| {statistics.median(x for r in rs for x in r['polled_ms'][1:] or r['polled_ms']):.0f} |"
         )
     table = "\n".join(lines)

@@ -9,7 +9,6 @@ Streamlit (highlighting, Markdown export, feedback storage, upload checks) lives
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
 import logging
 import uuid
@@ -19,12 +18,12 @@ from typing import Any
 
 import streamlit as st
 
+from assistant import warm
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.feedback import FEEDBACK_FILE, FeedbackLog
 from assistant.index.store import index_exists
-from assistant.nlp import pipeline
 from assistant.present import (
     answer_markdown,
     by_passage,
@@ -35,7 +34,6 @@ from assistant.present import (
     where,
 )
 from assistant.retrieve import Filters
-from assistant.spacy_load import preload
 from assistant.types import Answer
 from assistant.uploads import MAX_UPLOAD_BYTES, add_uploads
 
@@ -55,25 +53,11 @@ CSS = """
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def load_assistant(index_dir: str, build: str) -> Assistant:
-    """One Assistant per published build: a rebuild (an upload here, or `assistant index`) loads the new one."""
-    gc.unfreeze()  # a previous build's objects (see below) become collectable again
-    preload()  # the spaCy pipeline that reads each question loads on a thread meanwhile
-    assistant = Assistant.load(settings=Settings.from_env(index_dir=Path(index_dir)))
-    assistant.embedder.embed_query("warm-up")  # load the model now, not on the first person's question
-    pipeline()
-    # Streamlit runs a full garbage collection after every script run (runner.postScriptGC); walking the
-    # index's and the models' objects each time took 100-200 ms of every answer on the 2-core machine, and
-    # held the lock the server needs to send the page. They live as long as the server: exempt them. (No
-    # collection first: loading leaves a few hundred unreachable objects, and a full pass costs 0.1-0.2 s.)
-    gc.freeze()
-    return assistant
+    """One Assistant per published build: a rebuild (an upload here, or `assistant index`) loads the new one.
 
-
-def current_build(index_dir: Path) -> str:
-    try:
-        return (index_dir / "CURRENT").read_text(encoding="utf-8")
-    except OSError:
-        return ""
+    `assistant ui` has started loading it when the server started (assistant.warm); otherwise it loads now.
+    """
+    return warm.take(Path(index_dir), build) or warm.load_for_server(Path(index_dir))
 
 
 def build_index(settings: Settings, label: str) -> Any:
@@ -96,7 +80,7 @@ def get_assistant(settings: Settings) -> Assistant | None:
         if not index_exists(settings.index_dir):
             build_index(settings, "No index yet: building it from the corpus (a minute or so)…")
         with st.spinner("Loading the index and the language model…"):
-            return load_assistant(str(settings.index_dir), current_build(settings.index_dir))
+            return load_assistant(str(settings.index_dir), warm.current_build(settings.index_dir))
     except AssistantError as exc:
         st.error(str(exc))
     except Exception as exc:  # never a traceback on the page; the log has it
