@@ -102,3 +102,31 @@ def test_assistant_ask_answers_without_loading_torch(tmp_path: Path, small_corpu
     assert "6012" in done.stdout and "[1]" in done.stdout  # answered, with its citation
     loaded = [line for line in done.stderr.splitlines() if line.startswith("LOADED")][-1].split()[1:]
     assert loaded == ["spacy"]  # the question was parsed, and neither torch nor sentence-transformers was imported
+
+
+@pytest.mark.slow
+def test_the_warm_up_hands_the_page_a_loaded_assistant(tmp_path: Path, small_corpus: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    from assistant import warm
+    from assistant.index.builder import build_index
+
+    index_dir = tmp_path / "index"
+    warm.start(index_dir)  # no index yet: nothing to load, nothing handed over
+    assert warm.take(index_dir, warm.current_build(index_dir)) is None
+    settings = Settings.from_env(environ={}, corpus_dir=small_corpus, index_dir=index_dir, chunk_max_tokens=120)
+    build_index(settings, real_embedder)
+    try:
+        warm.start(index_dir)
+        assert warm.take(index_dir, "another build") is None  # the page asks for the build it shows
+        warm.start(index_dir)
+        assistant = warm.take(index_dir, warm.current_build(index_dir))
+        assert assistant is not None
+        assert "6012" in assistant.answer("How many persons have been relocated under the mechanism?").text
+        assert warm.take(index_dir, warm.current_build(index_dir)) is None  # handed over once
+
+        (index_dir / "CURRENT").write_text("missing-build", encoding="utf-8")  # a broken index: no hand-over,
+        warm.start(index_dir)  # the page loads it itself and shows the error
+        assert warm.take(index_dir, "missing-build") is None
+    finally:
+        gc.unfreeze()  # load_for_server exempted the loaded objects from collection; this process goes on
