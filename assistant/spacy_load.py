@@ -1,4 +1,4 @@
-"""Loading the spaCy pipeline quickly: without torch, and in the background while the index loads.
+"""Loading the spaCy pipeline quickly: without torch or spaCy's CLI, and in the background while the index loads.
 
 spaCy's machine-learning library (thinc) imports torch at import time whenever torch is installed, only to
 offer torch-backed layers; the small English pipeline runs on thinc's NumPy operations and never uses them.
@@ -6,7 +6,9 @@ That import alone took 2-4 s of the 6 s `assistant ask` cold start on the 2-core
 thread* imports spaCy, `import torch` is reported as absent, so thinc records "no torch" and moves on; other
 threads, and any later import, see torch as usual, and a torch already imported is left alone (thinc then
 uses it as before). The parse is the same either way: the pipeline's layers run on NumPy in both cases
-(tests/test_cold_start.py compares the two).
+(tests/test_cold_start.py compares the two). Two more things spaCy does on the way are skipped with the same
+result: importing its command-line package and building the tokenizer twice (see `_cli_deferred` and
+`_register_bare_tokenizer`).
 
 `preload()` starts that load on a daemon thread, so a command can read the index and embed the question
 meanwhile; `assistant.nlp.pipeline()` waits for it (it holds the same lock) and returns the loaded pipeline.
@@ -18,11 +20,12 @@ import contextlib
 import importlib.abc
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+BARE_TOKENIZER = "assistant.bare_tokenizer.v1"
 _thread: threading.Thread | None = None
 _thread_lock = threading.Lock()
 
@@ -52,7 +55,30 @@ def load_package(package_name: str) -> Any:
     finally:
         if hide:
             sys.meta_path.remove(finder)
-    return package.load()
+    _register_bare_tokenizer()
+    # exclude: the sentence recogniser ships disabled (the parser sets sentence boundaries); not loading it at
+    # all changes nothing else.
+    return package.load(config={"nlp": {"tokenizer": {"@tokenizers": BARE_TOKENIZER}}}, exclude=["senter"])
+
+
+def _register_bare_tokenizer() -> None:
+    """A tokenizer without the English exceptions, which loading then reads from the package's own files.
+
+    spaCy first builds the tokenizer from the language defaults (2,700 special cases: about 0.13 s of CPU
+    here) and then replaces every one of its settings with the package's saved tokenizer (rules, prefix,
+    suffix and infix patterns, token and URL matches). Starting from an empty tokenizer ends in the same state
+    (tests/test_cold_start.py compares the serialised tokenizers and the parses) without the first build.
+    """
+    from spacy.tokenizer import Tokenizer
+    from spacy.util import registry
+
+    if BARE_TOKENIZER in registry.tokenizers:
+        return
+
+    def bare() -> Callable[[Any], Any]:
+        return lambda nlp: Tokenizer(nlp.vocab)
+
+    registry.tokenizers.register(BARE_TOKENIZER, func=bare)
 
 
 @contextlib.contextmanager
