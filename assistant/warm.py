@@ -23,6 +23,7 @@ from assistant.config import Settings
 from assistant.core import Assistant
 
 log = logging.getLogger(__name__)
+WARM_UP_QUESTION = "How many were there, and when did it start?"  # any question: it exercises the code, not the corpus
 _lock = threading.Lock()
 _started: dict[tuple[str, str], Future[Assistant]] = {}
 
@@ -43,8 +44,13 @@ def load_for_server(index_dir: Path) -> Assistant:
     gc.unfreeze()  # a previous build's objects (see the module docstring) become collectable again
     preload()  # the spaCy pipeline that reads each question loads on a thread meanwhile
     assistant = Assistant.load(settings=Settings.from_env(index_dir=index_dir))
-    assistant.embedder.embed_query("warm-up")  # the model's first call is slow: not on someone's question
     pipeline()
+    # One answer end to end (embedding, search, parse, scoring): every first call's set-up (the ONNX session's,
+    # spaCy's, compiled patterns) happens here, not on the first person's question.
+    try:
+        assistant.answer(WARM_UP_QUESTION, mode="extractive")  # never a call to an LLM server
+    except Exception as exc:  # an index without passages, say: the page still opens and says what is wrong
+        log.warning("the warm-up question failed: %s", exc)
     # No collection before freezing: loading leaves a few hundred unreachable objects; a full pass costs 0.1-0.2 s.
     gc.freeze()
     return assistant
