@@ -159,11 +159,12 @@ def ask_cmd(
 
     A question that starts with "-" goes after "--":  assistant ask -- "-5 % in returns: why?"
     """
-    from assistant.core import Assistant
-    from assistant.retrieve import Filters
     from assistant.spacy_load import preload
 
     preload()  # the question's parser loads on a thread while the index loads and the question is embedded
+    from assistant.core import Assistant
+    from assistant.retrieve import Filters
+
     question, docs = clean_text(question), tuple(clean_text(d) for d in docs)
     if not as_json:
         # The first answer of a process loads the embedding model (seconds): say so instead of sitting silent.
@@ -303,8 +304,8 @@ def ui_cmd(port: int, host: str) -> None:
     if not app.exists():
         raise AssistantError(f"The chat page {app} is missing; run `assistant ui` from a checkout of the project.")
     command = [
-        # Streamlit's command line, after starting to load the index at once (assistant.ui_server).
-        sys.executable, "-m", "assistant.ui_server", "run", str(app),
+        # Streamlit's command line; the index starts loading as soon as the server listens (ui/serve.py).
+        sys.executable, str(app.with_name("serve.py")), "run", str(app),
         "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.headless", "true",
         "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // 1_000_000)),  # the browser refuses bigger files

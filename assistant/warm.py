@@ -6,9 +6,9 @@ a full collection after every script run (runner.postScriptGC), and walking the 
 objects took 100-200 ms of every answer on the 2-core machine while holding the lock the server needs to
 send the page. The objects live as long as the server; reference counting still frees them.
 
-`start(index_dir)` begins that load on a thread as the server starts (`assistant ui`), so the index and the
-models load while the browser fetches the page; the page's first run takes the result (`take`) instead of
-loading again. Without a warm-up (plain `streamlit run ui/app.py`) the page loads them itself.
+`start(index_dir)` begins that load on a thread once the server listens (`assistant ui`, ui/serve.py), so the
+index and the models load while the browser fetches the page; the page's first run takes the result (`take`)
+instead of loading again. Without a warm-up (plain `streamlit run ui/app.py`) the page loads them itself.
 """
 
 from __future__ import annotations
