@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.config import Settings
-from assistant.core import Assistant
 from assistant.errors import (
     AssistantError,
     ConfigError,
@@ -21,8 +21,24 @@ from assistant.errors import (
     QueryError,
     StoreError,
 )
-from assistant.retrieve import Filters
 from assistant.types import Answer, AnswerSentence, Chunk, Citation, Document, Hit, Sentence
+
+if TYPE_CHECKING:
+    from assistant.core import Assistant
+    from assistant.retrieve import Filters
+
+# Imported on first use (numpy, the index, the answerer): `assistant ui` and `python -m assistant.<module>` import
+# this package first, and need none of it.
+_LAZY = {"Assistant": "assistant.core", "Filters": "assistant.retrieve"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'assistant' has no attribute {name!r}")
+
 
 __all__ = [
     "Answer",
@@ -54,6 +70,8 @@ def default_assistant() -> Assistant:
     global _default
     with _default_lock:
         if _default is None:
+            from assistant.core import Assistant
+
             _default = Assistant.load()
         return _default
 

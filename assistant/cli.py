@@ -159,6 +159,9 @@ def ask_cmd(
 
     A question that starts with "-" goes after "--":  assistant ask -- "-5 % in returns: why?"
     """
+    from assistant.spacy_load import preload
+
+    preload()  # the question's parser loads on a thread while the index loads and the question is embedded
     from assistant.core import Assistant
     from assistant.retrieve import Filters
 
@@ -301,7 +304,9 @@ def ui_cmd(port: int, host: str) -> None:
     if not app.exists():
         raise AssistantError(f"The chat page {app} is missing; run `assistant ui` from a checkout of the project.")
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app), "--server.address", host, "--server.port", str(port),
+        # Streamlit's command line; the index starts loading as soon as the server listens (ui/serve.py).
+        sys.executable, str(app.with_name("serve.py")), "run", str(app),
+        "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false", "--server.headless", "true",
         "--server.maxUploadSize", str(max(1, MAX_UPLOAD_BYTES // 1_000_000)),  # the browser refuses bigger files
         # Staff see the page, not Streamlit's developer tools (see also .streamlit/config.toml).

