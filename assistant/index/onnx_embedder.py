@@ -110,9 +110,7 @@ def _down_projections(model_file: Path) -> list[str]:
     return [
         node.name
         for node in graph.node
-        if node.op_type == "MatMul"
-        and len(shape := shapes.get(node.input[1], ())) == 2
-        and shape[0] > shape[1]
+        if node.op_type == "MatMul" and len(shape := shapes.get(node.input[1], ())) == 2 and shape[0] > shape[1]
     ]
 
 
