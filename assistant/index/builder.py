@@ -196,9 +196,13 @@ def _build_locked(
     # A sentence repeated within or across chunks (a table's key cells, boilerplate) is embedded once.
     sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
     unique_sentences = list(dict.fromkeys(sentence_texts))
-    unique_vectors = _embed(embedder, unique_sentences, tick, "sentences")
+    # float16 from the start: the index stores them so, and a huge file's sentence vectors are its largest array.
+    unique_vectors = _embed(embedder, unique_sentences, tick, "sentences", dtype=np.float16)
     row_of = {text: i for i, text in enumerate(unique_sentences)}
-    new_sentences = unique_vectors[[row_of[text] for text in sentence_texts]]
+    new_sentence_rows = np.fromiter(
+        (row_of[text] for text in sentence_texts), dtype=np.int64, count=len(sentence_texts)
+    )
+    del row_of, sentence_texts
     stage_started = _lap(report, "encode_sentences", stage_started)
     tick("parse", 0, 1)
     new_values = parse_job.result()
@@ -212,7 +216,7 @@ def _build_locked(
     by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
     matrix = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
     offsets = sentence_offsets(chunks)
-    sentence_matrix = np.zeros((int(offsets[-1]), embedder.dimension), dtype=np.float32)
+    sentence_matrix = np.zeros((int(offsets[-1]), embedder.dimension), dtype=np.float16)
     values: list[tuple[Value, ...]] = []
     old_value_rows = {name: iter(rows) for name, rows in old_values.items()}
     old_rows = {name: iter(vec) for name, vec in old_vectors.items()}
@@ -228,7 +232,7 @@ def _build_locked(
             i = by_id[chunk.chunk_id + chunk.doc]
             matrix[row] = new_vectors[i]
             values.append(tuple(new_values[i]))
-            sentence_matrix[rows] = new_sentences[int(new_offsets[i]) : int(new_offsets[i + 1])]
+            sentence_matrix[rows] = unique_vectors[new_sentence_rows[int(new_offsets[i]) : int(new_offsets[i + 1])]]
         file_entries[chunk.doc]["chunks"] = int(file_entries[chunk.doc]["chunks"]) + 1  # type: ignore[call-overload]
 
     manifest = Manifest(
@@ -292,10 +296,10 @@ def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
     return out
 
 
-def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str) -> np.ndarray:
+def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str, *, dtype: type = np.float32) -> np.ndarray:
     # Batches of similar length waste less time on padding: embed in length order, return in input order.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    out: np.ndarray = np.zeros((len(texts), embedder.dimension), dtype=dtype)
     batches = max(1, (len(texts) + EMBED_BATCH - 1) // EMBED_BATCH)
     for b in range(0, len(texts), EMBED_BATCH):
         tick(stage, b // EMBED_BATCH, batches)
