@@ -127,7 +127,8 @@ class ParseJob:
     inputs, or a machine where no process can be started, parse in this process when the result is asked for.
     """
 
-    def __init__(self, texts: Sequence[str], *, batch_size: int = 64) -> None:
+    def __init__(self, texts: Sequence[str], *, batch_size: int = 256) -> None:
+        # 256 texts per spaCy batch: fewer, larger matrix products (less CPU than 64 or 16 per text, measured here).
         self._texts = list(texts)
         self._batch_size = batch_size
         self._future: Any = None
