@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -167,7 +167,7 @@ def _build_locked(
         tick("files", done - 1, len(keys))
         if previous is not None and old_files.get(name, {}).get("key") == key and name in previous.documents:
             documents[name] = previous.documents[name]
-            doc_chunks = [c for c in previous.chunks if c.doc == name]
+            doc_chunks = _previous_chunks(previous, name)
             chunks.extend(doc_chunks)
             report.unchanged.append(name)
         else:
@@ -278,6 +278,12 @@ def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[st
     )
 
 
+def _previous_chunks(previous: IndexData, name: str) -> list[Chunk]:
+    # A loaded build's chunks come from SQLite (chunkstore): one indexed query, not a scan per document.
+    of_doc = getattr(previous.chunks, "of_doc", None)
+    return of_doc(name) if of_doc is not None else [c for c in previous.chunks if c.doc == name]
+
+
 def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
     out: dict[str, list[tuple[Value, ...]]] = {}
     for chunk, values in zip(previous.chunks, previous.values, strict=True):
@@ -310,7 +316,7 @@ def _file_key(path: Path, meta: dict[str, str] | None) -> str:
     return digest.hexdigest()
 
 
-def _flagged(chunks: list[Chunk]) -> dict[str, list[str]]:
+def _flagged(chunks: Sequence[Chunk]) -> dict[str, list[str]]:
     """Instruction-like sentences per file, shortened, each once (a table row's key cells repeat)."""
     found: dict[str, dict[int, str]] = {}
     for chunk in chunks:
@@ -321,7 +327,7 @@ def _flagged(chunks: list[Chunk]) -> dict[str, list[str]]:
     return {doc: list(by_start.values()) for doc, by_start in sorted(found.items())}
 
 
-def _fill_counts(report: BuildReport, chunks: list[Chunk], documents: int) -> None:
+def _fill_counts(report: BuildReport, chunks: Sequence[Chunk], documents: int) -> None:
     report.documents = documents
     report.chunks = len(chunks)
     if chunks:
