@@ -52,6 +52,16 @@ def test_scores_match_bm25s(query: str, tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.scores(query), index.scores(query), rtol=1e-6)
 
 
+def test_a_build_in_many_batches_scores_as_bm25s_over_the_whole() -> None:
+    rng = np.random.default_rng(5)
+    words = [*" ".join(TEXTS).split(), "Relocations", "relocate", "the", "of", "EUR"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 30)))) for _ in range(300)]
+    index = LexicalIndex.build(iter(texts), batch=17)  # any iterable, 18 batches
+    assert index.num_docs == 300
+    for query in [*QUERIES, "relocated persons EUR million", "Relocations relocate"]:
+        np.testing.assert_allclose(index.scores(query), _reference(texts, query), rtol=1e-5, atol=1e-6)
+
+
 def test_an_empty_collection_scores_nothing(tmp_path: Path) -> None:
     index = LexicalIndex.build([])
     assert index.scores("anything").shape == (0,)
