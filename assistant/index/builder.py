@@ -238,7 +238,7 @@ def _build_locked(
     lexical = LexicalIndex.build([embedding_text(c) for c in chunks])
     stage_started = _lap(report, "bm25", stage_started)
     write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, values, lexical=lexical,
-                ann_threshold=settings.ann_threshold)  # fmt: skip
+                ann_threshold=settings.ann_threshold, reuse_from=previous, changed=len(new_chunks))  # fmt: skip
     _lap(report, "write", stage_started)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))

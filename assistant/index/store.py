@@ -107,8 +107,14 @@ def write_index(
     *,
     lexical: Any = None,
     ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+    reuse_from: IndexData | None = None,
+    changed: int | None = None,
 ) -> Path:
-    """Write a complete build beside the current one, then publish it atomically."""
+    """Write a complete build beside the current one, then publish it atomically.
+
+    `reuse_from` (the loaded previous build) and `changed` (how many chunks are new since) let an approximate
+    vector index keep its training (assistant.index.ann.reusable).
+    """
     import faiss
 
     from assistant.index.ann import build_vector_index
@@ -120,8 +126,11 @@ def write_index(
     tmp.mkdir()
     previous = _pointed_build(index_dir)
     try:
-        index, manifest.vector_index = build_vector_index(vectors.reshape(-1, manifest.dimension),
-                                                          threshold=ann_threshold)  # fmt: skip
+        index, manifest.vector_index = build_vector_index(
+            vectors.reshape(-1, manifest.dimension), threshold=ann_threshold, changed=changed,
+            previous=reuse_from.vectors if reuse_from is not None else None,
+            previous_info=reuse_from.manifest.vector_index if reuse_from is not None else None,
+        )  # fmt: skip
         faiss.write_index(index, str(tmp / "vectors.faiss"))
         # float16 halves the largest artifact (cosine error ~1e-3, far below what separates sentences).
         with (tmp / "sentences.npy").open("wb") as fh:
