@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SYNTHETIC = "SYNTHETIC data (see eval/bench_scale.py): generated text, stand-in vectors"
 POOL = 50_000  # distinct synthetic sentences; chunks draw from them
+PER_DOC = 100  # chunks per synthetic document
 
 
 def _peak_rss_mb() -> float:
@@ -60,7 +62,7 @@ def prepare_seed(out: Path, *, sample: int, queries: int) -> dict[str, float]:
     from assistant.ingest.pipeline import discover, ingest_file, load_metadata
 
     seed = out / "seed"
-    if (seed / "info.json").exists():
+    if (seed / "info.json").exists() and "fingerprint" in json.loads((seed / "info.json").read_text()):
         return dict(json.loads((seed / "info.json").read_text())["timing"])
     seed.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env()
@@ -92,7 +94,7 @@ def prepare_seed(out: Path, *, sample: int, queries: int) -> dict[str, float]:
     }
     (seed / "info.json").write_text(json.dumps({
         "backend": settings.embedding_backend, "pool": pool, "queries": query_texts, "timing": timing,
-        "note": SYNTHETIC,
+        "model": embedder.name, "fingerprint": embedder.fingerprint, "note": SYNTHETIC,
     }))  # fmt: skip
     return timing
 
@@ -114,10 +116,13 @@ def synthetic_sentences(real: list[str], words: Counter[str], count: int, rng: n
 # ---------------------------------------------------------------- one size: build (subprocess)
 
 
-def build_one(out: Path, size: int, threshold: int) -> None:
+def build_one(out: Path, size: int, threshold: int, corpus: bool) -> None:
+    from assistant.config import Settings
+    from assistant.index.builder import TEXT_FORMAT, _file_key, chunker_settings
     from assistant.index.lexical import LexicalIndex
     from assistant.index.store import FORMAT_VERSION, Manifest, write_index
     from assistant.ingest.chunker import embedding_text
+    from assistant.nlp import PARSE_FORMAT
     from assistant.types import Chunk, Document, Sentence
 
     seed = out / "seed"
@@ -131,27 +136,52 @@ def build_one(out: Path, size: int, threshold: int) -> None:
     dim = basis.shape[1]
 
     started = time.perf_counter()
-    per_doc = 100
+    # Documents of PER_DOC chunks each; a document's text is its chunks' texts joined by blank lines, so every
+    # span points into it (the store checks that). With `corpus`, the documents are also written as .txt files
+    # and keyed in the manifest as the builder keys them, so `assistant.index.builder.build_index` can update
+    # this index incrementally (the "update" step).
     chunks: list[Chunk] = []
     counts = rng.integers(2, 7, size)
     picks = rng.integers(0, POOL, int(counts.sum()))
     at = 0
+    doc_parts: list[str] = []
+    documents: dict[str, Document] = {}
+    keys: dict[str, str] = {}
+    settings = Settings.from_env()  # the chunker settings the update step's builder will compare
+    if corpus:
+        (work / "corpus").mkdir()
+
+    def close_document(d: int) -> None:
+        name = f"synthetic-{d:06d}.txt"
+        text = "\n\n".join(doc_parts)
+        documents[name] = Document(name, name.removesuffix(".txt"), "", "", "0", text)
+        if corpus:
+            path = work / "corpus" / name
+            path.write_text(text + "\n", encoding="utf-8")
+            keys[name] = _file_key(path, None)
+        doc_parts.clear()
+
+    offset = 0
     for i in range(size):
+        if i % PER_DOC == 0 and i:
+            close_document(i // PER_DOC - 1)
+        if i % PER_DOC == 0:
+            offset = 0
         parts = [pool[j] for j in picks[at : at + counts[i]].tolist()]
         at += int(counts[i])
         spans, pos = [], 0
         for p in parts:
-            spans.append(Sentence(pos, pos + len(p), pos, pos + len(p)))
+            spans.append(Sentence(pos, pos + len(p), offset + pos, offset + pos + len(p)))
             pos += len(p) + 1
         text = " ".join(parts)
-        doc = f"synthetic-{i // per_doc:06d}.txt"
-        chunks.append(Chunk(chunk_id=f"s{i:07d}", doc=doc, title=f"Synthetic report {i // per_doc}", date="2024-01-01",
-                            section=f"Part {i % per_doc // 10}", page=None, text=text, start=0, end=len(text),
-                            sentences=tuple(spans), tokens=len(text) // 5))  # fmt: skip
-    documents = {
-        f"synthetic-{d:06d}.txt": Document(f"synthetic-{d:06d}.txt", f"Synthetic report {d}", "2024-01-01", "", "0", "")
-        for d in range((size + per_doc - 1) // per_doc)
-    }
+        doc = f"synthetic-{i // PER_DOC:06d}.txt"
+        chunks.append(Chunk(chunk_id=f"s{i:07d}", doc=doc, title=doc.removesuffix(".txt"), date="",
+                            section=f"Part {i % PER_DOC // 10}", page=None, text=text, start=offset,
+                            end=offset + len(text), sentences=tuple(spans), tokens=len(text) // 5))  # fmt: skip
+        doc_parts.append(text)
+        offset += len(text) + 2
+    if size:
+        close_document((size - 1) // PER_DOC)
     generated_text = time.perf_counter()
 
     # Stand-in vectors, float16 on disk (ground truth for recall and the source for the index).
@@ -176,16 +206,18 @@ def build_one(out: Path, size: int, threshold: int) -> None:
     sentences.flush()
     generated = time.perf_counter()
 
-    lexical = LexicalIndex.build([embedding_text(c) for c in chunks])
+    lexical = LexicalIndex.build(embedding_text(c) for c in chunks)
     bm25_done = time.perf_counter()
+    chunker = {**asdict(chunker_settings(settings)), "text_format": TEXT_FORMAT, "parse_format": PARSE_FORMAT}
     manifest = Manifest(
         format_version=FORMAT_VERSION, created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        embedding_model="synthetic", embedding_fingerprint="synthetic-stand-in-vectors", dimension=dim,
-        chunker={"synthetic": True}, files={d: {"sha256": "0", "key": "0", "chunks": 0} for d in documents},
+        # The stand-in vectors carry the real model's identity so the builder may update this index with it.
+        embedding_model=info["model"], embedding_fingerprint=info["fingerprint"], dimension=dim,
+        chunker=chunker, files={d: {"sha256": "0", "key": keys.get(d, "0"), "chunks": 0} for d in documents},
     )  # fmt: skip
     for c in chunks:
         manifest.files[c.doc]["chunks"] += 1
-    write_index(work / "index", manifest, documents, chunks, vectors, sentences, lexical=lexical,
+    write_index(work / "index", manifest, documents, chunks, vectors, sentences, [()] * size, lexical=lexical,
                 ann_threshold=threshold)  # fmt: skip
     finished = time.perf_counter()
     index_dir = work / "index"
@@ -292,6 +324,46 @@ def serve_one(out: Path, size: int) -> None:
     (work / "row.json").write_text(json.dumps(row, indent=1))
 
 
+# ---------------------------------------------------------------- one size: incremental update (subprocess)
+
+
+def update_one(out: Path, size: int, threshold: int) -> None:
+    """Add one real corpus document, then change one synthetic document, each with the real builder and model."""
+    from assistant.config import Settings
+    from assistant.index.builder import build_index
+    from assistant.index.embedder import create_embedder
+    from assistant.index.store import load_index
+
+    work = out / f"n{size}"
+    real = Settings.from_env()
+    settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index", ann_threshold=threshold)
+    embedder = create_embedder(settings)
+    embedder.embed_documents(["warm up"])  # model load is not the update's cost
+    steps = {}
+    added = sorted(p for p in real.corpus_dir.iterdir() if p.suffix == ".txt")[0]
+    shutil.copy(added, settings.corpus_dir / added.name)
+    changed = settings.corpus_dir / "synthetic-000000.txt"
+    for step, act in (
+        ("add", lambda: None),
+        ("change", lambda: changed.write_text(changed.read_text() + "\n\nA new closing paragraph on visas.\n")),
+    ):
+        act()
+        started = time.perf_counter()
+        report = build_index(settings, embedder)
+        seconds = time.perf_counter() - started
+        info = load_index(settings.index_dir).manifest.vector_index
+        steps[step] = {
+            "seconds": round(seconds, 2),
+            "embedded_chunks": report.embedded_chunks,
+            "chunks": report.chunks,
+            "stages_s": report.timings,
+            "ann_training": info.get("training", info["kind"]),
+            "added": report.added, "changed": report.changed, "unchanged_documents": len(report.unchanged),
+        }  # fmt: skip
+    steps["peak_rss_mb"] = round(_peak_rss_mb())
+    (work / "update.json").write_text(json.dumps(steps, indent=1))
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -321,6 +393,20 @@ def write_report(out: Path, rows: list[dict], timing: dict[str, float]) -> None:
                 f"{r['chunks']} chunks, real-model queries against nprobe (recall@10 / dense p95 ms): "
                 + ", ".join(f"{k}: {v['recall_at_10']} / {v['p95_ms']}" for k, v in r["query_nprobe_curve"].items()),
             ]
+    for r in rows:
+        u = r.get("update")
+        if u:
+            lines += ["", f"Incremental update of the {r['chunks']}-chunk index with the real builder and model "
+                      "(assistant.index.builder.build_index):"]  # fmt: skip
+            for step in ("add", "change"):
+                s = u[step]
+                what = f"added {s['added']}" if step == "add" else f"changed {s['changed']}"
+                lines.append(
+                    f"- {step}: {what}: {s['seconds']} s, {s['embedded_chunks']} chunks embedded of "
+                    f"{s['chunks']}, ANN {s['ann_training']}; stages (s): "
+                    + ", ".join(f"{k} {v}" for k, v in s["stages_s"].items())
+                )
+            lines.append(f"- peak memory of the updating process: {u['peak_rss_mb']} MB")
     lines += ["", "Targets at 10^6 chunks: hybrid p95 <= 50 ms, recall@10 >= 0.95, peak memory <= 8 GB, load <= 5 s."]
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     import matplotlib
@@ -352,12 +438,21 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=256)
     parser.add_argument("--ann-threshold", type=int, default=None, help="default: Settings.ann_threshold")
     parser.add_argument("--keep", action="store_true", help="keep the built indexes (default: delete after)")
-    parser.add_argument("--step", choices=("build", "serve"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--update-sizes",
+        default="100000",
+        help="sizes at which to measure an incremental update with the real builder and model",
+    )
+    parser.add_argument("--step", choices=("build", "serve", "update"), help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step == "build":
-        build_one(args.out, args.size, args.ann_threshold)
+        build_one(args.out, args.size, args.ann_threshold, args.corpus)
+        return
+    if args.step == "update":
+        update_one(args.out, args.size, args.ann_threshold)
         return
     if args.step == "serve":
         serve_one(args.out, args.size)
@@ -366,21 +461,28 @@ def main() -> None:
 
     threshold = args.ann_threshold or Settings.from_env().ann_threshold
     timing = prepare_seed(args.out, sample=args.sample, queries=args.queries)
-    rows = []
+    # Rows of other sizes from an earlier run stay (so 10^6 can be run on its own); a size run now replaces its row.
+    previous = json.loads((args.out / "scale.json").read_text()) if (args.out / "scale.json").exists() else []
+    rows = {int(r["chunks"]): r for r in previous}
+    updates = {int(s) for s in args.update_sizes.split(",") if s}
     for size in [int(s) for s in args.sizes.split(",") if s]:
-        for step in ("build", "serve"):
+        steps = ("build", "serve", "update") if size in updates else ("build", "serve")
+        for step in steps:
             cmd = [sys.executable, __file__, "--out", str(args.out), "--step", step, "--size", str(size),
-                   "--ann-threshold", str(threshold)]  # fmt: skip
+                   "--ann-threshold", str(threshold), *(["--corpus"] if size in updates else [])]  # fmt: skip
             print(f"[{time.strftime('%H:%M:%S')}] {size} chunks: {step}", flush=True)
             subprocess.run(cmd, check=True)
         row = json.loads((args.out / f"n{size}" / "row.json").read_text())
+        if size in updates:
+            row["update"] = json.loads((args.out / f"n{size}" / "update.json").read_text())
         print(json.dumps({k: row[k] for k in list(row)[:11]}), flush=True)
-        rows.append(row)
+        rows[size] = row
         if not args.keep:
             shutil.rmtree(args.out / f"n{size}" / "index", ignore_errors=True)
+            shutil.rmtree(args.out / f"n{size}" / "corpus", ignore_errors=True)
             for name in ("chunk_vectors.npy", "sentence_vectors.npy"):
                 (args.out / f"n{size}" / name).unlink(missing_ok=True)
-        write_report(args.out, rows, timing)
+        write_report(args.out, [rows[k] for k in sorted(rows)], timing)
     print(f"wrote {args.out / 'scale.json'}, scale.md, scale.png ({SYNTHETIC})")
 
 
