@@ -157,3 +157,21 @@ def test_an_incremental_build_reuses_unchanged_documents_through_the_store(
     kept = [(c, after.values[i]) for i, c in enumerate(after.chunks) if c.doc != "gamma.txt"]
     assert kept and all(old[c.chunk_id] == (c, v) for c, v in kept)
     assert after.documents["gamma.txt"].text.startswith("Gamma covers")
+
+
+def test_search_filters_read_document_and_date_columns_not_texts(
+    settings: Settings, embedder: KeywordEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from assistant.retrieve import Filters
+
+    build_index(settings, embedder)
+    assistant = Assistant.load(settings=settings, embedder=embedder)
+    chunks = assistant.data.chunks
+    doc = chunks[0].doc
+    expected = [c.chunk_id for c in chunks if c.doc == doc]
+    monkeypatch.setattr(chunkstore.ChunkStore, "chunk_from", lambda *a: pytest.fail("read a chunk record"))
+    allowed = assistant.retriever._allowed(Filters(docs=(doc,)))  # type: ignore[attr-defined]
+    monkeypatch.undo()
+    assert allowed is not None and [chunks[i].chunk_id for i in np.flatnonzero(allowed)] == expected
+    hits = assistant.search("relocated persons", top_k=5, filters=Filters(docs=(doc,)))
+    assert hits and all(h.chunk.doc == doc for h in hits)

@@ -6,9 +6,10 @@ the rows it touches: `ChunkSequence` (len, index by row, iteration in row order)
 in for the list and dict the rest of the code uses, with a small LRU cache in front of the file.
 
 Layout:
-    chunks(row INTEGER PRIMARY KEY, doc TEXT, nsent INTEGER, data TEXT, vals TEXT)
+    chunks(row INTEGER PRIMARY KEY, doc TEXT, date TEXT, nsent INTEGER, data TEXT, vals TEXT)
         row = position in the build (the FAISS id); data = Chunk.to_dict() as JSON; vals = the chunk's
-        entities/figures (assistant.nlp.encode) as JSON
+        entities/figures (assistant.nlp.encode) as JSON; doc, date and nsent repeat fields of data for queries
+        that must not read the texts (search filters, load checks)
     documents(doc_id TEXT PRIMARY KEY, length INTEGER, data TEXT)   data = the Document as JSON
     meta(key TEXT PRIMARY KEY, value BLOB)   "sentence_offsets": int64 little-endian bytes (chunks + 1 values)
 
@@ -57,14 +58,14 @@ def write_store(path: Path, documents: Mapping[str, Document], chunks: Sequence[
         # A fresh file in a private build directory: no journal needed (a crash discards the directory).
         con.execute("PRAGMA journal_mode=OFF")
         con.execute("PRAGMA synchronous=OFF")
-        con.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, doc TEXT NOT NULL, nsent INTEGER NOT NULL, "
-                    "data TEXT NOT NULL, vals TEXT NOT NULL)")  # fmt: skip
+        con.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, doc TEXT NOT NULL, date TEXT NOT NULL, "
+                    "nsent INTEGER NOT NULL, data TEXT NOT NULL, vals TEXT NOT NULL)")  # fmt: skip
         con.execute("CREATE TABLE documents(doc_id TEXT PRIMARY KEY, length INTEGER NOT NULL, data TEXT NOT NULL)")
         con.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)")
         dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
         con.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
-            ((row, c.doc, len(c.sentences), dumps(c.to_dict()), dumps(encode([list(v)])[0]))
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+            ((row, c.doc, c.date, len(c.sentences), dumps(c.to_dict()), dumps(encode([list(v)])[0]))
              for row, (c, v) in enumerate(zip(chunks, values, strict=True))),
         )  # fmt: skip
         con.executemany(
@@ -148,13 +149,13 @@ class ChunkStore:
 
     # ------------------------------------------------------------ records, checked as they are read
 
-    def chunk_from(self, row: int, doc: Any, nsent: Any, data: Any) -> Chunk:
+    def chunk_from(self, row: int, doc: Any, date: Any, nsent: Any, data: Any) -> Chunk:
         try:
             record = json.loads(data)
             chunk = Chunk.from_dict(record) if isinstance(record, dict) else None
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
             raise corrupt(self.where, f"chunk record {row} is malformed ({exc.__class__.__name__})") from exc
-        if chunk is None or chunk.doc != doc or len(chunk.sentences) != nsent:
+        if chunk is None or chunk.doc != doc or chunk.date != date or len(chunk.sentences) != nsent:
             raise corrupt(self.where, f"chunk record {row} is malformed")
         length = self.lengths.get(chunk.doc) if isinstance(chunk.doc, str) else None
         if length is None:
@@ -168,7 +169,7 @@ class ChunkStore:
             if cached is not None:
                 self._chunks.move_to_end(row)
                 return cached
-        found = self.query("SELECT doc, nsent, data FROM chunks WHERE row = ?", (row,))
+        found = self.query("SELECT doc, date, nsent, data FROM chunks WHERE row = ?", (row,))
         if not found:
             raise corrupt(self.where, f"{FILE} has no chunk {row}")
         chunk = self.chunk_from(row, *found[0])
@@ -212,6 +213,7 @@ class ChunkSequence(Sequence[Chunk]):
 
     def __init__(self, store: ChunkStore) -> None:
         self.store = store
+        self._keys: tuple[np.ndarray, list[tuple[str, str]]] | None = None
 
     def __len__(self) -> int:
         return self.store.count
@@ -231,15 +233,30 @@ class ChunkSequence(Sequence[Chunk]):
     def __iter__(self) -> Iterator[Chunk]:
         # In row order, in batches, past the cache: a full pass must not evict what the server is using.
         for start in range(0, self.store.count, _BATCH):
-            rows = self.store.query("SELECT row, doc, nsent, data FROM chunks WHERE row >= ? AND row < ? "
+            rows = self.store.query("SELECT row, doc, date, nsent, data FROM chunks WHERE row >= ? AND row < ? "
                                     "ORDER BY row", (start, start + _BATCH))  # fmt: skip
-            for row, doc, nsent, data in rows:
-                yield self.store.chunk_from(row, doc, nsent, data)
+            for row in rows:
+                yield self.store.chunk_from(*row)
 
     def of_doc(self, doc: str) -> list[Chunk]:
         """One document's chunks, in order (the builder's reuse of an unchanged document): one indexed query."""
-        rows = self.store.query("SELECT row, doc, nsent, data FROM chunks WHERE doc = ? ORDER BY row", (doc,))
+        rows = self.store.query("SELECT row, doc, date, nsent, data FROM chunks WHERE doc = ? ORDER BY row", (doc,))
         return [self.store.chunk_from(*row) for row in rows]
+
+    def filter_keys(self) -> tuple[np.ndarray, list[tuple[str, str]]]:
+        """Per row, a code into the distinct (document, date) pairs: search filters without reading texts.
+
+        Read from the doc and date columns once, then kept (4 bytes a row). A record whose columns disagree
+        with its JSON is refused when the record itself is read.
+        """
+        if self._keys is None:
+            pairs: dict[tuple[str, str], int] = {}
+            rows = self.store.query("SELECT doc, date FROM chunks ORDER BY row")
+            codes = np.fromiter((pairs.setdefault((d, t), len(pairs)) for d, t in rows), np.int32, len(rows))
+            if not all(isinstance(d, str) and isinstance(t, str) for d, t in pairs):
+                raise corrupt(self.store.where, f"{FILE} has a document or date that is not text")
+            self._keys = (codes, list(pairs))
+        return self._keys
 
 
 class ValueSequence(Sequence[tuple[Value, ...]]):

@@ -174,6 +174,7 @@ STORE_EDITS: list[Any] = [
     pytest.param("UPDATE chunks SET vals = '{' WHERE row = 0", id="values-not-json"),
     pytest.param("UPDATE chunks SET vals = '[[1]]' WHERE row = 0", id="values-malformed"),
     pytest.param("UPDATE chunks SET doc = 'ghost.md' WHERE row = 0", id="doc-column"),
+    pytest.param("UPDATE chunks SET date = '1999' WHERE row = 0", id="date-column"),
     pytest.param("UPDATE documents SET length = length + 1", id="document-length"),
     pytest.param("UPDATE meta SET value = x'00'", id="offsets-truncated"),
     pytest.param("DELETE FROM meta", id="offsets-missing"),
