@@ -1,6 +1,7 @@
 """Scale benchmark on SYNTHETIC collections: build, memory, disk, query latency and ANN recall by size.
 
     python eval/bench_scale.py --sizes 10000,100000,1000000 --out DIR [--queries 200] [--sample 256]
+                               [--update-sizes 100000]
 
 Everything reported here is measured on synthetic data, labelled so in every output:
 - chunk text: sentences of the real corpus with about half of their longer words replaced by words drawn
@@ -15,7 +16,11 @@ Each size is built in one subprocess (timed: BM25, the vector index, sentence ve
 and served in another (timed: index load, then dense / BM25 / hybrid search through the real Retriever with
 the query vector given, so the query-embedding cost, constant in size, is excluded and reported apart).
 recall_at_10 is the dense index actually used (exact below Settings.ann_threshold, IVF-SQ8 above) against
-exact search on the same vectors. Writes DIR/scale.json (one row per size), DIR/scale.md, DIR/scale.png.
+exact search on the same vectors. At the `--update-sizes` (default 10^5) a third subprocess measures
+incremental updates with the real builder (`build_index`) and the real model: add one real corpus document,
+then change one synthetic document; it reports seconds, chunks embedded, the builder's stage timings and
+whether the IVF lists were reused or retrained. Writes DIR/scale.json (one row per size; rows of sizes not
+run this time are kept), DIR/scale.md, DIR/scale.png.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sqlite3
@@ -175,3 +176,19 @@ def test_search_filters_read_document_and_date_columns_not_texts(
     assert allowed is not None and [chunks[i].chunk_id for i in np.flatnonzero(allowed)] == expected
     hits = assistant.search("relocated persons", top_k=5, filters=Filters(docs=(doc,)))
     assert hits and all(h.chunk.doc == doc for h in hits)
+
+
+def test_the_stored_record_is_the_chunks_own_dict() -> None:
+    _, chunks = _synthetic(9)
+    flagged = dataclasses.replace(chunks[0], flagged=(0,), page=None)
+    for chunk in [*chunks, flagged]:
+        assert json.dumps(chunkstore._record(chunk)) == json.dumps(chunk.to_dict())
+        assert Chunk.from_dict(json.loads(json.dumps(chunkstore._record(chunk)))) == chunk
+
+
+def test_rows_grouped_by_document_come_from_the_doc_column(tmp_path: Path) -> None:
+    store, _, chunks = _store(tmp_path, 40)
+    seq = chunkstore.ChunkSequence(store)
+    assert seq.docs() == [c.doc for c in chunks]
+    codes, pairs = seq.filter_keys()
+    assert [pairs[c] for c in codes] == [(c.doc, c.date) for c in chunks]

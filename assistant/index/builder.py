@@ -267,15 +267,26 @@ def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[st
 
         faiss.extract_index_ivf(previous.vectors).make_direct_map()  # IVF lists: reconstruct needs the map
     all_vectors = previous.vectors.reconstruct_n(0, total) if total else np.zeros((0, previous.manifest.dimension))
-    chunk_rows: dict[str, list[np.ndarray]] = {}
-    sentence_rows: dict[str, list[np.ndarray]] = {}
-    for i, (chunk, vector) in enumerate(zip(previous.chunks, all_vectors, strict=True)):
-        chunk_rows.setdefault(chunk.doc, []).append(vector[None, :])
-        sentence_rows.setdefault(chunk.doc, []).append(previous.sentence_vectors[previous.sentence_rows(i)])
-    return (
-        {doc: np.concatenate(rows) for doc, rows in chunk_rows.items()},
-        {doc: np.concatenate(rows) for doc, rows in sentence_rows.items()},
-    )
+    chunk_rows: dict[str, np.ndarray] = {}
+    sentence_rows: dict[str, np.ndarray] = {}
+    offsets = previous.sentence_offsets
+    for doc, rows in _rows_by_doc(previous).items():
+        chunk_rows[doc] = all_vectors[rows]
+        # Every sentence row of these chunks, in order, as one index array (not a slice per chunk).
+        sizes = offsets[rows + 1] - offsets[rows]
+        starts = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        sentence_rows[doc] = np.asarray(previous.sentence_vectors[starts + np.arange(int(sizes.sum()))])
+    return chunk_rows, sentence_rows
+
+
+def _rows_by_doc(previous: IndexData) -> dict[str, np.ndarray]:
+    # A loaded build knows each row's document from the store's doc column, without decoding the chunks.
+    docs_of = getattr(previous.chunks, "docs", None)
+    docs = docs_of() if docs_of is not None else [c.doc for c in previous.chunks]
+    grouped: dict[str, list[int]] = {}
+    for row, doc in enumerate(docs):
+        grouped.setdefault(doc, []).append(row)
+    return {doc: np.asarray(rows, dtype=np.int64) for doc, rows in grouped.items()}
 
 
 def _previous_chunks(previous: IndexData, name: str) -> list[Chunk]:
@@ -285,10 +296,8 @@ def _previous_chunks(previous: IndexData, name: str) -> list[Chunk]:
 
 
 def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
-    out: dict[str, list[tuple[Value, ...]]] = {}
-    for chunk, values in zip(previous.chunks, previous.values, strict=True):
-        out.setdefault(chunk.doc, []).append(values)
-    return out
+    values = list(previous.values)  # one streamed pass, then picked by row
+    return {doc: [values[r] for r in rows.tolist()] for doc, rows in _rows_by_doc(previous).items()}
 
 
 def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str) -> np.ndarray:
