@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,10 @@ ARTIFACTS = ("vectors.faiss", "sentences.npy", chunkstore.FILE)
 SAMPLED_CHECK_BYTES = 256 << 20
 DEFAULT_ANN_THRESHOLD = 50_000
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
+# np.load parses each .npy header with ast.literal_eval; CPython 3.11 can raise "SystemError: AST constructor
+# recursion depth mismatch" when two threads parse at once (seen in tests/robustness/test_concurrency.py: a
+# reader loading while a build loads the previous index). Loads serialise their header reads here.
+_NPY_HEADER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -216,8 +221,9 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
     documents = chunkstore.DocumentMapping(store)
     try:
         vectors = configure_loaded(faiss.read_index(str(build_dir / "vectors.faiss")), manifest.vector_index)
-        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
-        lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
+        with _NPY_HEADER_LOCK:
+            sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
+            lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         store.close()
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
