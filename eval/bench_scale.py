@@ -403,6 +403,63 @@ def update_one(out: Path, size: int, threshold: int) -> None:
     (work / "update.json").write_text(json.dumps(steps, indent=1))
 
 
+# ---------------------------------------------------------------- BM25 alone: exact against capped postings
+
+
+def bm25_one(out: Path, size: int) -> None:
+    """The same synthetic texts as `build_one` (same seed), BM25 only: latency and top-10 agreement of the
+    capped query (lexical.POSTING_CAP, the default) against exact scoring over every posting."""
+    from assistant.index.lexical import POSTING_CAP, LexicalIndex
+    from assistant.ingest.chunker import embedding_head
+
+    info = json.loads((out / "seed" / "info.json").read_text())
+    pool: list[str] = info["pool"]
+    rng = np.random.default_rng(size)
+    counts = rng.integers(2, 7, size)
+    picks = rng.integers(0, POOL, int(counts.sum())).tolist()
+    starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
+
+    def texts():  # type: ignore[no-untyped-def]
+        for i in range(size):
+            doc = f"synthetic-{i // PER_DOC:06d}"
+            head = embedding_head(doc, f"Part {i % PER_DOC // 10}")
+            yield head + "\n" + " ".join(pool[j] for j in picks[starts[i] : starts[i + 1]])
+
+    anon = AnonPeak()
+    started = time.perf_counter()
+    index = LexicalIndex.build(texts())
+    build_s = time.perf_counter() - started
+
+    def top(scores: np.ndarray, k: int) -> np.ndarray:  # as Retriever._lexical ranks its candidates
+        keep = np.flatnonzero(scores > 0)
+        if len(keep) > k:
+            keep = keep[np.argpartition(-scores[keep], k - 1)[:k]]
+        return keep[np.lexsort((keep, -scores[keep]))]
+
+    lat: dict[str, list[float]] = {"exact": [], "capped": []}
+    overlap = []
+    for query in info["queries"]:
+        found = {}
+        for name, cap in (("exact", None), ("capped", POSTING_CAP)):
+            t = time.perf_counter()
+            found[name] = top(index.scores(query, cap=cap), 50)
+            lat[name].append((time.perf_counter() - t) * 1000)
+        truth = set(found["exact"][:10].tolist())
+        if truth:
+            overlap.append(len(truth & set(found["capped"][:10].tolist())) / len(truth))
+    result = {
+        "chunks": size, "posting_cap": POSTING_CAP, "build_s": round(build_s, 1), "build_peak_anon_mb": anon.stop(),
+        "build_peak_rss_mb": round(_peak_rss_mb()),
+        "longest_posting_list": int(np.diff(index.indptr).max()),
+        **{f"{name}_p{q}_ms": round(statistics.quantiles(v, n=100)[q - 1], 2) for name, v in lat.items()
+           for q in (50, 95)},
+        "top10_overlap_capped_vs_exact": round(float(np.mean(overlap)), 4), "queries": len(overlap),
+        "synthetic": True,
+    }  # fmt: skip
+    print(json.dumps(result))
+    (out / f"bm25_n{size}.json").write_text(json.dumps(result, indent=1))
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -491,13 +548,20 @@ def main() -> None:
         default="100000",
         help="sizes at which to measure an incremental update with the real builder and model",
     )
-    parser.add_argument("--step", choices=("build", "serve", "update"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--step",
+        choices=("build", "serve", "update", "bm25"),
+        help="bm25: only BM25 at --size, exact against capped postings (needs the seed)",
+    )
     parser.add_argument("--corpus", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step == "build":
         build_one(args.out, args.size, args.ann_threshold, args.corpus)
+        return
+    if args.step == "bm25":
+        bm25_one(args.out, args.size)
         return
     if args.step == "update":
         update_one(args.out, args.size, args.ann_threshold)

@@ -31,6 +31,11 @@ FILES = (META, *ARRAYS)
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s's default (scikit-learn's CountVectorizer pattern)
 K1, B = 1.5, 0.75  # bm25s's defaults, "lucene" scoring
 BUILD_BATCH = 50_000
+# A query reads at most this many postings per term, the highest-scoring first (postings are stored in impact
+# order). At 10^6 synthetic chunks the common terms' lists ran to hundreds of thousands of postings and BM25
+# p95 to 53 ms; a term that frequent has a low idf, so its lower-impact postings move the top candidates
+# little (eval/bench_scale.py reports the overlap with exact scoring). Below POSTING_CAP chunks nothing changes.
+POSTING_CAP = 50_000
 
 
 @dataclass
@@ -42,6 +47,7 @@ class LexicalIndex:
     indptr: np.ndarray  # int64 (terms + 1,) start of each term's postings
     num_docs: int
     token_pattern: str = TOKEN_PATTERN
+    impact_ordered: bool = False  # each term's postings by score, highest first (so a prefix is its best)
 
     @classmethod
     def build(cls, texts: Iterable[str], *, batch: int = BUILD_BATCH) -> LexicalIndex:
@@ -90,7 +96,7 @@ class LexicalIndex:
         avg = float(doc_len.mean()) or 1.0
         tf /= K1 * ((1 - B) + B * doc_len[doc_ids] / avg) + tf  # in place: tf becomes the tf component
         tf *= idf[term_ids]
-        order = np.argsort(term_ids, kind="stable")  # by term; documents stay ascending within a term
+        order = np.lexsort((doc_ids, -tf, term_ids))  # by term, then impact (highest first), then document
         del term_ids
         return cls(
             vocab=vocab,
@@ -99,6 +105,7 @@ class LexicalIndex:
             indices=doc_ids[order],
             indptr=np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
             num_docs=num_docs,
+            impact_ordered=True,
         )
 
     def save(self, directory: Path) -> None:
@@ -109,6 +116,7 @@ class LexicalIndex:
             "stopwords": sorted(self.stopwords),
             "vocab": words,  # term id = position
             "scoring": "bm25s lucene k1=1.5 b=0.75",
+            "impact_ordered": self.impact_ordered,
         }
         (directory / META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
         for name, array in zip(ARRAYS, (self.data, self.indices, self.indptr), strict=True):
@@ -125,7 +133,7 @@ class LexicalIndex:
         if len(indptr) != len(vocab) + 1 or len(data) != len(indices) or int(indptr[-1]) != len(data):
             raise ValueError(f"BM25 arrays do not match their vocabulary ({len(vocab)} terms, {len(data)} postings)")
         return cls(vocab, frozenset(meta["stopwords"]), data, indices, indptr, int(meta["num_docs"]),
-                   meta["token_pattern"])  # fmt: skip
+                   meta["token_pattern"], bool(meta.get("impact_ordered", False)))  # fmt: skip
 
     @cached_property
     def _split(self) -> Any:
@@ -140,12 +148,18 @@ class LexicalIndex:
         words = [w for w in self._split(query.lower()) if w not in self.stopwords]
         return [self.vocab[w] for w in self._stem(words) if w in self.vocab]
 
-    def scores(self, query: str) -> np.ndarray:
-        """BM25 score of every document for `query` (zeros when no query word is in the index)."""
+    def scores(self, query: str, *, cap: int | None = POSTING_CAP) -> np.ndarray:
+        """BM25 score of every document for `query` (zeros when no query word is in the index).
+
+        With `cap` (and impact-ordered postings) a term contributes only its `cap` best postings; None: exact.
+        """
         terms = self.query_terms(query)
         if not terms:
             return np.zeros(self.num_docs, dtype=np.float32)
+        limit = cap if cap is not None and self.impact_ordered else None
         spans = [(int(self.indptr[t]), int(self.indptr[t + 1])) for t in terms]
+        if limit is not None:
+            spans = [(a, min(b, a + limit)) for a, b in spans]
         docs = np.concatenate([self.indices[a:b] for a, b in spans])
         weights = np.concatenate([self.data[a:b] for a, b in spans])
         return np.bincount(docs, weights=weights, minlength=self.num_docs).astype(np.float32)
