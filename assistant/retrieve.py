@@ -41,9 +41,11 @@ class Filters:
                 )
 
     def allows(self, chunk: Chunk) -> bool:
-        if self.docs and chunk.doc not in self.docs:
+        return self.allows_fields(chunk.doc, chunk.date)
+
+    def allows_fields(self, doc: str, date: str) -> bool:
+        if self.docs and doc not in self.docs:
             return False
-        date = chunk.date
         if self.date_from and (not date or _date_end(date) < self.date_from):
             return False
         return not (self.date_to and (not date or date > _date_end(self.date_to)))
@@ -136,6 +138,11 @@ class Retriever:
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:
         if filters is None or filters.empty:
             return None
+        # The chunk store (assistant.index.chunkstore) knows every row's document and date without reading texts.
+        keys = getattr(self.chunks, "filter_keys", None)
+        if keys is not None:
+            codes, pairs = keys()
+            return np.array([filters.allows_fields(d, t) for d, t in pairs], dtype=bool)[codes]
         return np.array([filters.allows(c) for c in self.chunks], dtype=bool)
 
     def _dense(

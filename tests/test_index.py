@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,9 @@ def test_a_truncated_vector_file_is_refused(settings: Settings, embedder: Keywor
 
 def test_edited_chunk_metadata_is_refused(settings: Settings, embedder: KeywordEmbedder) -> None:
     build_index(settings, embedder)
-    chunks = _build_dir(settings) / "chunks.json"
-    chunks.write_text(chunks.read_text().replace("6012", "9999"))
+    with sqlite3.connect(_build_dir(settings) / "chunks.sqlite") as con:
+        con.execute("UPDATE chunks SET data = replace(data, '6012', '9999')")
+    con.close()
     with pytest.raises(IndexCorruptError, match="damaged"):
         load_index(settings.index_dir)
 
@@ -112,7 +114,7 @@ def test_an_interrupted_build_leaves_the_previous_index_usable(settings: Setting
 
 def test_rebuild_after_corruption_recovers(settings: Settings, embedder: KeywordEmbedder) -> None:
     build_index(settings, embedder)
-    (_build_dir(settings) / "chunks.json").write_text("[")
+    (_build_dir(settings) / "chunks.sqlite").write_text("[")
     report = build_index(settings, embedder, rebuild=True)
     assert report.wrote and load_index(settings.index_dir).chunks
 

@@ -52,6 +52,30 @@ def test_scores_match_bm25s(query: str, tmp_path: Path) -> None:
     np.testing.assert_allclose(loaded.scores(query), index.scores(query), rtol=1e-6)
 
 
+def test_a_build_in_many_batches_scores_as_bm25s_over_the_whole() -> None:
+    rng = np.random.default_rng(5)
+    words = [*" ".join(TEXTS).split(), "Relocations", "relocate", "the", "of", "EUR"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 30)))) for _ in range(300)]
+    index = LexicalIndex.build(iter(texts), batch=17)  # any iterable, 18 batches
+    assert index.num_docs == 300
+    for query in [*QUERIES, "relocated persons EUR million", "Relocations relocate"]:
+        np.testing.assert_allclose(index.scores(query), _reference(texts, query), rtol=1e-5, atol=1e-6)
+
+
+def test_a_posting_cap_keeps_each_terms_best_postings() -> None:
+    texts = [f"relocation {'relocation ' * (i % 5)}filler{i} words here" for i in range(40)]
+    index = LexicalIndex.build(texts)
+    exact = index.scores("relocation", cap=None)
+    capped = index.scores("relocation", cap=8)
+    assert np.count_nonzero(capped) == 8 and np.count_nonzero(exact) == 40
+    kept = np.flatnonzero(capped)
+    np.testing.assert_allclose(capped[kept], exact[kept])
+    assert capped[kept].min() >= np.sort(exact)[-8]  # the 8 highest-scoring postings
+    np.testing.assert_allclose(
+        index.scores("relocation filler3", cap=100), index.scores("relocation filler3", cap=None)
+    )
+
+
 def test_an_empty_collection_scores_nothing(tmp_path: Path) -> None:
     index = LexicalIndex.build([])
     assert index.scores("anything").shape == (0,)

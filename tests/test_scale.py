@@ -39,6 +39,24 @@ def test_above_the_threshold_an_ivf_index_with_measured_nprobe() -> None:
     assert recall_at_k(found, exact_top_k(vectors, queries, 10)) >= 0.9
 
 
+def test_an_update_keeps_the_ivf_training_unless_much_changed() -> None:
+    vectors = _clustered(3000)
+    index, info = build_vector_index(vectors, threshold=1000)
+    updated = vectors.copy()
+    updated[:100] = _clustered(3100)[3000:]  # new vectors from the same topics (the lists fit them)
+    again, again_info = build_vector_index(updated, threshold=1000, previous=index, previous_info=info, changed=100)
+    assert again_info["training"].startswith("reused") and again.ntotal == 3000
+    lists = faiss.extract_index_ivf(index).quantizer
+    np.testing.assert_array_equal(faiss.extract_index_ivf(again).quantizer.reconstruct_n(0, lists.ntotal),
+                                  lists.reconstruct_n(0, lists.ntotal))  # fmt: skip
+    queries = updated[:50] + 0.01
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    _, found = again.search(queries, 10)
+    assert recall_at_k(found, exact_top_k(updated, queries, 10)) >= 0.9
+    _, retrained = build_vector_index(updated, threshold=1000, previous=index, previous_info=info, changed=1500)
+    assert retrained["training"] == "trained"
+
+
 def _many_chunks_corpus(root: Path) -> Path:
     corpus = root / "corpus"
     corpus.mkdir()
@@ -71,7 +89,11 @@ def test_the_builder_switches_to_ivf_past_the_setting_and_still_updates(tmp_path
     report = build_index(settings, embedder)
     assert report.changed == [changed.name] and len(report.unchanged) == 5
     assert 0 < report.embedded_chunks < report.chunks // 3
-    assert load_index(settings.index_dir).manifest.vector_index["kind"] == "ivf-sq8"
+    info = load_index(settings.index_dir).manifest.vector_index
+    assert info["kind"] == "ivf-sq8"
+    assert info["training"] == (
+        "trained" if report.embedded_chunks > report.chunks // 4 else "reused from the previous build"
+    )
 
 
 def test_small_indexes_stay_exact_and_sentence_vectors_are_float16(settings: Settings, embedder) -> None:  # type: ignore[no-untyped-def]

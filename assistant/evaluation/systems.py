@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,7 +116,7 @@ class LangChainBaseline:
     k = 4
     sentences = 2
 
-    def __init__(self, documents: dict[str, Document], embeddings: Any, *, build_s: float | None = None) -> None:
+    def __init__(self, documents: Mapping[str, Document], embeddings: Any, *, build_s: float | None = None) -> None:
         from langchain_community.vectorstores import FAISS
         from langchain_core.documents import Document as LCDocument
         from langchain_text_splitters import RecursiveCharacterTextSplitter

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -167,7 +167,7 @@ def _build_locked(
         tick("files", done - 1, len(keys))
         if previous is not None and old_files.get(name, {}).get("key") == key and name in previous.documents:
             documents[name] = previous.documents[name]
-            doc_chunks = [c for c in previous.chunks if c.doc == name]
+            doc_chunks = _previous_chunks(previous, name)
             chunks.extend(doc_chunks)
             report.unchanged.append(name)
         else:
@@ -249,7 +249,7 @@ def _build_locked(
     lexical = LexicalIndex.build([embedding_text(c) for c in chunks])
     stage_started = _lap(report, "bm25", stage_started)
     write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, values, lexical=lexical,
-                ann_threshold=settings.ann_threshold)  # fmt: skip
+                ann_threshold=settings.ann_threshold, reuse_from=previous, changed=len(new_chunks))  # fmt: skip
     _lap(report, "write", stage_started)
     report.wrote = True
     _fill_counts(report, chunks, len(documents))
@@ -278,22 +278,37 @@ def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[st
 
         faiss.extract_index_ivf(previous.vectors).make_direct_map()  # IVF lists: reconstruct needs the map
     all_vectors = previous.vectors.reconstruct_n(0, total) if total else np.zeros((0, previous.manifest.dimension))
-    chunk_rows: dict[str, list[np.ndarray]] = {}
-    sentence_rows: dict[str, list[np.ndarray]] = {}
-    for i, (chunk, vector) in enumerate(zip(previous.chunks, all_vectors, strict=True)):
-        chunk_rows.setdefault(chunk.doc, []).append(vector[None, :])
-        sentence_rows.setdefault(chunk.doc, []).append(previous.sentence_vectors[previous.sentence_rows(i)])
-    return (
-        {doc: np.concatenate(rows) for doc, rows in chunk_rows.items()},
-        {doc: np.concatenate(rows) for doc, rows in sentence_rows.items()},
-    )
+    chunk_rows: dict[str, np.ndarray] = {}
+    sentence_rows: dict[str, np.ndarray] = {}
+    offsets = previous.sentence_offsets
+    for doc, rows in _rows_by_doc(previous).items():
+        chunk_rows[doc] = all_vectors[rows]
+        # Every sentence row of these chunks, in order, as one index array (not a slice per chunk).
+        sizes = offsets[rows + 1] - offsets[rows]
+        starts = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        sentence_rows[doc] = np.asarray(previous.sentence_vectors[starts + np.arange(int(sizes.sum()))])
+    return chunk_rows, sentence_rows
+
+
+def _rows_by_doc(previous: IndexData) -> dict[str, np.ndarray]:
+    # A loaded build knows each row's document from the store's doc column, without decoding the chunks.
+    docs_of = getattr(previous.chunks, "docs", None)
+    docs = docs_of() if docs_of is not None else [c.doc for c in previous.chunks]
+    grouped: dict[str, list[int]] = {}
+    for row, doc in enumerate(docs):
+        grouped.setdefault(doc, []).append(row)
+    return {doc: np.asarray(rows, dtype=np.int64) for doc, rows in grouped.items()}
+
+
+def _previous_chunks(previous: IndexData, name: str) -> list[Chunk]:
+    # A loaded build's chunks come from SQLite (chunkstore): one indexed query, not a scan per document.
+    of_doc = getattr(previous.chunks, "of_doc", None)
+    return of_doc(name) if of_doc is not None else [c for c in previous.chunks if c.doc == name]
 
 
 def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
-    out: dict[str, list[tuple[Value, ...]]] = {}
-    for chunk, values in zip(previous.chunks, previous.values, strict=True):
-        out.setdefault(chunk.doc, []).append(values)
-    return out
+    values = list(previous.values)  # one streamed pass, then picked by row
+    return {doc: [values[r] for r in rows.tolist()] for doc, rows in _rows_by_doc(previous).items()}
 
 
 def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str, *, dtype: type = np.float32) -> np.ndarray:
@@ -321,7 +336,7 @@ def _file_key(path: Path, meta: dict[str, str] | None) -> str:
     return digest.hexdigest()
 
 
-def _flagged(chunks: list[Chunk]) -> dict[str, list[str]]:
+def _flagged(chunks: Sequence[Chunk]) -> dict[str, list[str]]:
     """Instruction-like sentences per file, shortened, each once (a table row's key cells repeat)."""
     found: dict[str, dict[int, str]] = {}
     for chunk in chunks:
@@ -332,7 +347,7 @@ def _flagged(chunks: list[Chunk]) -> dict[str, list[str]]:
     return {doc: list(by_start.values()) for doc, by_start in sorted(found.items())}
 
 
-def _fill_counts(report: BuildReport, chunks: list[Chunk], documents: int) -> None:
+def _fill_counts(report: BuildReport, chunks: Sequence[Chunk], documents: int) -> None:
     report.documents = documents
     report.chunks = len(chunks)
     if chunks:

@@ -7,10 +7,10 @@ Layout of an index directory:
                                 above Settings.ann_threshold chunks (assistant.index.ann; manifest "vector_index")
     builds/<id>/sentences.npy   one float16 vector per chunk sentence, in chunk order (for answering; plain .npy,
                                 written and read with allow_pickle=False, memory-mapped when loaded)
-    builds/<id>/chunks.json     chunk metadata and text
-    builds/<id>/documents.json  document metadata and clean text (for verbatim quotes)
-    builds/<id>/parse.json      per chunk, its entities and figures with the words they are bound to (spaCy,
-                                parsed once at build time; see assistant.nlp)
+    builds/<id>/chunks.sqlite   chunk metadata and text, per chunk its entities and figures with the words they
+                                are bound to (spaCy, parsed once at build time; see assistant.nlp), and the
+                                documents' metadata and clean text (for verbatim quotes): one SQLite file read
+                                lazily, row by row (assistant.index.chunkstore), so 10^6 chunks load in no time
     builds/<id>/bm25*.{json,npy} the lexical index (assistant.index.lexical), memory-mapped when loaded
 
 A build is written into its own directory and only then published by replacing CURRENT, so a crash or
@@ -25,8 +25,10 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,19 +36,25 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexCorruptError, IndexMissingError
+from assistant.index import chunkstore
 from assistant.index.lexical import FILES as LEXICAL_FILES
 from assistant.index.lexical import LexicalIndex
-from assistant.index.validate import check_consistency, check_manifest, parse_chunks, parse_documents, read_json
-from assistant.nlp import Value, decode, encode
+from assistant.index.validate import check_manifest, read_json
+from assistant.nlp import Value
 from assistant.types import Chunk, Document
 
-FORMAT_VERSION = 3
+# 4: chunks, parse values and documents in chunks.sqlite (was chunks.json, parse.json, documents.json).
+FORMAT_VERSION = 4
 CURRENT = "CURRENT"
 BUILDS = "builds"
-ARTIFACTS = ("vectors.faiss", "sentences.npy", "chunks.json", "documents.json", "parse.json")
+ARTIFACTS = ("vectors.faiss", "sentences.npy", chunkstore.FILE)
 SAMPLED_CHECK_BYTES = 256 << 20
 DEFAULT_ANN_THRESHOLD = 50_000
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
+# np.load parses each .npy header with ast.literal_eval; CPython 3.11 can raise "SystemError: AST constructor
+# recursion depth mismatch" when two threads parse at once (seen in tests/robustness/test_concurrency.py: a
+# reader loading while a build loads the previous index). Loads serialise their header reads here.
+_NPY_HEADER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -70,20 +78,22 @@ class Manifest:
 @dataclass
 class IndexData:
     manifest: Manifest
-    documents: dict[str, Document]
-    chunks: list[Chunk]
+    # A loaded build reads these lazily from chunks.sqlite (chunkstore.DocumentMapping / ChunkSequence);
+    # other stores (Milvus) pass a dict and a list.
+    documents: Mapping[str, Document]
+    chunks: Sequence[Chunk]
     vectors: Any  # faiss.Index
     path: Path
     sentence_vectors: np.ndarray  # (total sentences, dim): chunk i's sentences are rows sentence_rows(i)
     sentence_offsets: np.ndarray  # (chunks + 1,) start row of each chunk's sentences
-    values: list[tuple[Value, ...]] = field(default_factory=list)  # per chunk: entities/figures and bindings
+    values: Sequence[tuple[Value, ...]] = field(default_factory=list)  # per chunk: entities/figures, bindings
     lexical: Any = None  # LexicalIndex stored with the build (None for a build written without one)
 
     def sentence_rows(self, chunk_index: int) -> slice:
         return slice(int(self.sentence_offsets[chunk_index]), int(self.sentence_offsets[chunk_index + 1]))
 
 
-def sentence_offsets(chunks: list[Chunk]) -> np.ndarray:
+def sentence_offsets(chunks: Sequence[Chunk]) -> np.ndarray:
     return np.concatenate([[0], np.cumsum([len(c.sentences) for c in chunks])]).astype(np.int64)
 
 
@@ -94,16 +104,22 @@ def index_exists(index_dir: Path) -> bool:
 def write_index(
     index_dir: Path,
     manifest: Manifest,
-    documents: dict[str, Document],
-    chunks: list[Chunk],
+    documents: Mapping[str, Document],
+    chunks: Sequence[Chunk],
     vectors: np.ndarray,
     sentence_vectors: np.ndarray,
-    values: list[tuple[Value, ...]] | list[list[Value]],
+    values: Sequence[Sequence[Value]],
     *,
     lexical: Any = None,
     ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+    reuse_from: IndexData | None = None,
+    changed: int | None = None,
 ) -> Path:
-    """Write a complete build beside the current one, then publish it atomically."""
+    """Write a complete build beside the current one, then publish it atomically.
+
+    `reuse_from` (the loaded previous build) and `changed` (how many chunks are new since) let an approximate
+    vector index keep its training (assistant.index.ann.reusable).
+    """
     import faiss
 
     from assistant.index.ann import build_vector_index
@@ -115,15 +131,16 @@ def write_index(
     tmp.mkdir()
     previous = _pointed_build(index_dir)
     try:
-        index, manifest.vector_index = build_vector_index(vectors.reshape(-1, manifest.dimension),
-                                                          threshold=ann_threshold)  # fmt: skip
+        index, manifest.vector_index = build_vector_index(
+            vectors.reshape(-1, manifest.dimension), threshold=ann_threshold, changed=changed,
+            previous=reuse_from.vectors if reuse_from is not None else None,
+            previous_info=reuse_from.manifest.vector_index if reuse_from is not None else None,
+        )  # fmt: skip
         faiss.write_index(index, str(tmp / "vectors.faiss"))
         # float16 halves the largest artifact (cosine error ~1e-3, far below what separates sentences).
         with (tmp / "sentences.npy").open("wb") as fh:
             np.save(fh, np.asarray(sentence_vectors, dtype=np.float16), allow_pickle=False)
-        _write_json(tmp / "chunks.json", [c.to_dict() for c in chunks])
-        _write_json(tmp / "documents.json", [asdict(d) for d in documents.values()])
-        _write_json(tmp / "parse.json", encode(list(v) for v in values))
+        chunkstore.write_store(tmp / chunkstore.FILE, documents, chunks, values, sentence_offsets(chunks))
         names = list(ARTIFACTS)
         if lexical is not None:
             lexical.save(tmp)
@@ -199,38 +216,38 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
                 f"{name} in {index_dir} is damaged or truncated ({actual['bytes']} bytes, expected "
                 f"{expected['bytes']}; checksum differs). {REBUILD_HINT}"
             )
-    chunks = parse_chunks(read_json(build_dir / "chunks.json", index_dir), index_dir)
-    documents = parse_documents(read_json(build_dir / "documents.json", index_dir), index_dir)
-    check_consistency(manifest.files, documents, chunks, index_dir)
+    store = chunkstore.open_store(build_dir / chunkstore.FILE, index_dir, manifest.files)
+    chunks, values = chunkstore.ChunkSequence(store), chunkstore.ValueSequence(store)
+    documents = chunkstore.DocumentMapping(store)
     try:
         vectors = configure_loaded(faiss.read_index(str(build_dir / "vectors.faiss")), manifest.vector_index)
-        sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
-        values = decode(json.loads((build_dir / "parse.json").read_text(encoding="utf-8")))
-        lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
+        with _NPY_HEADER_LOCK:
+            sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
+            lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        store.close()
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc
     if vectors.ntotal != len(chunks) or vectors.d != manifest.dimension or len(chunks) != manifest.chunk_count:
+        store.close()
         raise IndexCorruptError(
             f"The index in {index_dir} is inconsistent ({vectors.ntotal} vectors of dimension {vectors.d}, "
             f"{len(chunks)} chunks, manifest says {manifest.chunk_count} of dimension {manifest.dimension}). "
             f"{REBUILD_HINT}"
         )
-    offsets = sentence_offsets(chunks)
+    offsets = store.offsets
     if sentence_vectors.dtype not in (np.float16, np.float32) or sentence_vectors.shape != (
         int(offsets[-1]),
         manifest.dimension,
     ):
+        store.close()
         raise IndexCorruptError(
             f"The index in {index_dir} has {sentence_vectors.shape} sentence vectors for {int(offsets[-1])} "
             f"sentences. {REBUILD_HINT}"
         )
     if lexical is not None and lexical.num_docs != len(chunks):
+        store.close()
         raise IndexCorruptError(
             f"The index in {index_dir} has a BM25 index of {lexical.num_docs} chunks for {len(chunks)}. {REBUILD_HINT}"
-        )
-    if len(values) != len(chunks):
-        raise IndexCorruptError(
-            f"The index in {index_dir} has parse data for {len(values)} chunks, not {len(chunks)}. {REBUILD_HINT}"
         )
     return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, values, lexical)
 

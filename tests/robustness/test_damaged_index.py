@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,44 @@ def _rewrite_json(path: Path, change: Callable[[Any], Any], *, reseal: bool) -> 
         manifest_path.write_text(json.dumps(manifest))
 
 
+def _reseal(path: Path) -> None:
+    manifest_path = path.parent / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    blob = path.read_bytes()
+    manifest["artifacts"][path.name] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _rewrite_records(path: Path, table: str, change: Callable[[list[Any]], list[Any]]) -> None:
+    """Edit the JSON records of one table of chunks.sqlite (the other columns stay), then reseal its checksum."""
+    key = "row" if table == "chunks" else "doc_id"
+    con = sqlite3.connect(path)
+    with con:
+        rows = con.execute(f"SELECT {key}, data FROM {table} ORDER BY rowid").fetchall()
+        edited = change([json.loads(data) for _, data in rows])
+        for (k, _), record in zip(rows, edited, strict=False):
+            con.execute(f"UPDATE {table} SET data = ? WHERE {key} = ?", (json.dumps(record), k))
+        for k, _ in rows[len(edited) :]:
+            con.execute(f"DELETE FROM {table} WHERE {key} = ?", (k,))
+    con.close()
+    _reseal(path)
+
+
+def _run_sql(path: Path, sql: str, args: tuple[Any, ...] = ()) -> None:
+    con = sqlite3.connect(path)
+    with con:
+        con.execute(sql, args)
+    con.close()
+    _reseal(path)
+
+
 @pytest.fixture
 def built(settings: Settings, embedder: KeywordEmbedder) -> Settings:
     build_index(settings, embedder)
     return settings
 
 
-ARTIFACTS = ["manifest.json", "vectors.faiss", "sentences.npy", "chunks.json", "documents.json"]
+ARTIFACTS = ["manifest.json", "vectors.faiss", "sentences.npy", "chunks.sqlite", "bm25_data.npy", "bm25.json"]
 
 
 @pytest.mark.parametrize("name", ARTIFACTS)
@@ -106,7 +138,7 @@ CHUNK_EDITS: list[Any] = [
     pytest.param(lambda cs: [{k: v for k, v in c.items() if k != "doc"} for c in cs], id="field-missing"),
     pytest.param(lambda cs: [{**c, "bogus": 1} for c in cs], id="field-unknown"),
     pytest.param(lambda cs: cs[:-1], id="chunk-dropped"),
-    pytest.param(lambda cs: {"chunks": cs}, id="not-a-list"),
+    pytest.param(lambda cs: ["{"] * len(cs), id="not-an-object"),
     pytest.param(lambda cs: [[1, 2]] * len(cs), id="chunk-not-object"),
 ]
 
@@ -115,7 +147,7 @@ CHUNK_EDITS: list[Any] = [
 def test_an_edited_chunks_file_with_a_recomputed_checksum_is_refused(
     built: Settings, embedder: KeywordEmbedder, edit: Any
 ) -> None:
-    _rewrite_json(_build_dir(built) / "chunks.json", edit, reseal=True)
+    _rewrite_records(_build_dir(built) / "chunks.sqlite", "chunks", edit)
     assert HINT in _refused(built, embedder)
 
 
@@ -132,7 +164,29 @@ DOCUMENT_EDITS: list[Any] = [
 def test_an_edited_documents_file_with_a_recomputed_checksum_is_refused(
     built: Settings, embedder: KeywordEmbedder, edit: Any
 ) -> None:
-    _rewrite_json(_build_dir(built) / "documents.json", edit, reseal=True)
+    _rewrite_records(_build_dir(built) / "chunks.sqlite", "documents", edit)
+    assert HINT in _refused(built, embedder)
+
+
+STORE_EDITS: list[Any] = [
+    pytest.param("UPDATE chunks SET row = row + 1000 WHERE row = 0", id="rows-not-contiguous"),
+    pytest.param("UPDATE chunks SET nsent = nsent + 1 WHERE row = 0", id="sentence-count"),
+    pytest.param("UPDATE chunks SET vals = '{' WHERE row = 0", id="values-not-json"),
+    pytest.param("UPDATE chunks SET vals = '[[1]]' WHERE row = 0", id="values-malformed"),
+    pytest.param("UPDATE chunks SET doc = 'ghost.md' WHERE row = 0", id="doc-column"),
+    pytest.param("UPDATE chunks SET date = '1999' WHERE row = 0", id="date-column"),
+    pytest.param("UPDATE documents SET length = length + 1", id="document-length"),
+    pytest.param("UPDATE meta SET value = x'00'", id="offsets-truncated"),
+    pytest.param("DELETE FROM meta", id="offsets-missing"),
+    pytest.param("DROP TABLE documents", id="table-dropped"),
+]
+
+
+@pytest.mark.parametrize("sql", STORE_EDITS)
+def test_an_edited_chunk_store_with_a_recomputed_checksum_is_refused(
+    built: Settings, embedder: KeywordEmbedder, sql: str
+) -> None:
+    _run_sql(_build_dir(built) / "chunks.sqlite", sql)
     assert HINT in _refused(built, embedder)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -126,7 +128,8 @@ def test_flags_are_stored_with_the_chunks_and_reported(planted: Settings, embedd
     report = build_index(planted, embedder)
     assert any("ignore previous instructions" in s for s in report.flagged["note.md"])
     build = json.loads((planted.index_dir / "CURRENT").read_text())["build"]
-    chunks = json.loads((planted.index_dir / "builds" / build / "chunks.json").read_text())
+    with closing(sqlite3.connect(planted.index_dir / "builds" / build / "chunks.sqlite")) as con:
+        chunks = [json.loads(data) for (data,) in con.execute("SELECT data FROM chunks ORDER BY row")]
     flagged_text = [c["text"] for c in chunks if c["flagged"]]
     assert flagged_text and all("999" not in c["text"] or c["flagged"] for c in chunks)
     assistant = Assistant.load(settings=planted, embedder=embedder)

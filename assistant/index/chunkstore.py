@@ -1,0 +1,339 @@
+"""Chunk text, metadata, parse values and document texts in one SQLite file, read lazily. Never pickle.
+
+At 10^6 chunks a JSON file read whole costs tens of seconds and gigabytes at load, so a build keeps these in
+`chunks.sqlite` (the stdlib's sqlite3; every record is a JSON text, as before) and a loaded index reads only
+the rows it touches: `ChunkSequence` (len, index by row, iteration in row order) and `DocumentMapping` stand
+in for the list and dict the rest of the code uses, with a small LRU cache in front of the file.
+
+Layout:
+    chunks(row INTEGER PRIMARY KEY, doc TEXT, date TEXT, nsent INTEGER, data TEXT, vals TEXT)
+        row = position in the build (the FAISS id); data = Chunk.to_dict() as JSON; vals = the chunk's
+        entities/figures (assistant.nlp.encode) as JSON; doc, date and nsent repeat fields of data for queries
+        that must not read the texts (search filters, load checks)
+    documents(doc_id TEXT PRIMARY KEY, length INTEGER, data TEXT)   data = the Document as JSON
+    meta(key TEXT PRIMARY KEY, value BLOB)   "sentence_offsets": int64 little-endian bytes (chunks + 1 values)
+
+Readers open the file read-only and immutable (`mode=ro&immutable=1`: a published build never changes, so
+SQLite takes no locks and never writes beside it). One connection is shared by the Streamlit server's
+threads behind a lock: lookups are single-row reads by primary key, far shorter than the lock's cost matters.
+
+Checks: the file is an artifact in the manifest (checksummed like the others). What a checksum cannot catch
+(records edited by hand and checksummed again) is checked per record when it is read, and for small indexes
+(<= FULL_CHECK_CHUNKS) for every record at load; at load, always: row ids contiguous, per-document counts
+against the manifest, the documents against the manifest's files and the sentence offsets against the rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, overload
+
+import numpy as np
+
+from assistant.index.validate import check_chunk, corrupt, parse_document
+from assistant.nlp import Value, decode, encode
+from assistant.types import Chunk, Document
+
+FILE = "chunks.sqlite"
+FULL_CHECK_CHUNKS = 20_000  # below this, every record is checked at load (a fraction of a second)
+CACHE_SIZE = 4096
+_BATCH = 2048
+
+
+def write_store(path: Path, documents: Mapping[str, Document], chunks: Sequence[Chunk],
+                values: Sequence[Sequence[Value]], offsets: np.ndarray) -> None:  # fmt: skip
+    """Write the store in one transaction; the caller publishes the directory it is in."""
+    if len(values) != len(chunks):
+        raise ValueError(f"{len(values)} parse rows for {len(chunks)} chunks")
+    path.unlink(missing_ok=True)
+    con = sqlite3.connect(path)
+    try:
+        # A fresh file in a private build directory: no journal needed (a crash discards the directory).
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, doc TEXT NOT NULL, date TEXT NOT NULL, "
+                    "nsent INTEGER NOT NULL, data TEXT NOT NULL, vals TEXT NOT NULL)")  # fmt: skip
+        con.execute("CREATE TABLE documents(doc_id TEXT PRIMARY KEY, length INTEGER NOT NULL, data TEXT NOT NULL)")
+        con.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        con.executemany(
+            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+            ((row, c.doc, c.date, len(c.sentences), dumps(_record(c)), dumps(encode([list(v)])[0]))
+             for row, (c, v) in enumerate(zip(chunks, values, strict=True))),
+        )  # fmt: skip
+        con.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?)",
+            ((d.doc_id, len(d.text), dumps(asdict(d))) for d in documents.values()),
+        )
+        con.execute("CREATE INDEX chunks_doc ON chunks(doc)")  # the builder's reuse of unchanged documents
+        blob = np.asarray(offsets, dtype="<i8").tobytes()
+        con.execute("INSERT INTO meta VALUES ('sentence_offsets', ?)", (blob,))
+        con.commit()
+    finally:
+        con.close()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _record(c: Chunk) -> dict[str, Any]:
+    """Chunk.to_dict(), written out: dataclasses.asdict recurses through every Sentence and took most of the
+    time of writing 10^5 chunks. tests/test_chunkstore.py checks the two agree."""
+    return {
+        "chunk_id": c.chunk_id, "doc": c.doc, "title": c.title, "date": c.date, "section": c.section,
+        "page": c.page, "text": c.text, "start": c.start, "end": c.end,
+        "sentences": [[s.start, s.end, s.doc_start, s.doc_end] for s in c.sentences],
+        "tokens": c.tokens, "flagged": list(c.flagged),
+    }  # fmt: skip
+
+
+class ChunkStore:
+    """A read-only connection to a build's chunks.sqlite, shared by threads."""
+
+    def __init__(self, path: Path, where: Path) -> None:
+        self.path = path
+        self.where = where
+        try:
+            self._con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True,
+                                        check_same_thread=False)  # fmt: skip
+        except sqlite3.Error as exc:
+            raise corrupt(where, f"{FILE} cannot be opened ({exc})") from exc
+        self._lock = threading.Lock()
+        self._chunks: OrderedDict[int, Chunk] = OrderedDict()
+        self._docs: OrderedDict[str, Document] = OrderedDict()
+        self.lengths: dict[str, int] = {}
+        self.count = 0
+        self.offsets = np.zeros(1, dtype=np.int64)
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._con.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise corrupt(self.where, f"{FILE} cannot be read ({exc.__class__.__name__}: {exc})") from exc
+
+    def open_checked(self, files: Mapping[str, Mapping[str, Any]]) -> None:
+        """Load-time checks that cost one pass over small columns, never over the texts."""
+        rows = self.query("SELECT doc_id, length FROM documents")
+        self.lengths = {d: n for d, n in rows if isinstance(d, str) and isinstance(n, int) and n >= 0}
+        if len(self.lengths) != len(rows) or set(self.lengths) != set(files):
+            raise corrupt(self.where, f"the manifest's files and {FILE} list different documents")
+        (count, low, high), *_ = self.query("SELECT count(*), min(row), max(row) FROM chunks")
+        if count and (low != 0 or high != count - 1):
+            raise corrupt(self.where, f"{FILE} has chunk rows {low}..{high} for {count} chunks")
+        counts = dict(self.query("SELECT doc, count(*) FROM chunks GROUP BY doc"))
+        for name, entry in files.items():
+            if counts.pop(name, 0) != entry["chunks"]:
+                raise corrupt(self.where, f"{name} has another number of chunks than the manifest says")
+        if counts:
+            raise corrupt(self.where, f"a chunk belongs to unknown document {next(iter(counts))!r}")
+        blob = self.query("SELECT value FROM meta WHERE key = 'sentence_offsets'")
+        if len(blob) != 1 or not isinstance(blob[0][0], bytes) or len(blob[0][0]) != 8 * (count + 1):
+            raise corrupt(self.where, f"{FILE} has no sentence offsets for {count} chunks")
+        offsets = np.frombuffer(blob[0][0], dtype="<i8").astype(np.int64)
+        if offsets[0] != 0 or (np.diff(offsets) < 0).any():
+            raise corrupt(self.where, f"{FILE} has malformed sentence offsets")
+        self.count, self.offsets = int(count), offsets
+        if count <= FULL_CHECK_CHUNKS:
+            for row, chunk in enumerate(ChunkSequence(self)):
+                if len(chunk.sentences) != offsets[row + 1] - offsets[row]:
+                    raise corrupt(self.where, f"chunk {chunk.chunk_id!r} has another number of sentences")
+            for _ in ValueSequence(self):  # decoding is the check
+                pass
+            docs = DocumentMapping(self)
+            for name in self.lengths:
+                docs[name]
+
+    # ------------------------------------------------------------ records, checked as they are read
+
+    def chunk_from(self, row: int, doc: Any, date: Any, nsent: Any, data: Any) -> Chunk:
+        try:
+            record = json.loads(data)
+            chunk = Chunk.from_dict(record) if isinstance(record, dict) else None
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise corrupt(self.where, f"chunk record {row} is malformed ({exc.__class__.__name__})") from exc
+        if chunk is None or chunk.doc != doc or chunk.date != date or len(chunk.sentences) != nsent:
+            raise corrupt(self.where, f"chunk record {row} is malformed")
+        length = self.lengths.get(chunk.doc) if isinstance(chunk.doc, str) else None
+        if length is None:
+            raise corrupt(self.where, f"a chunk belongs to unknown document {chunk.doc!r}")
+        check_chunk(chunk, length, self.where)
+        return chunk
+
+    def chunk(self, row: int) -> Chunk:
+        with self._lock:
+            cached = self._chunks.get(row)
+            if cached is not None:
+                self._chunks.move_to_end(row)
+                return cached
+        found = self.query("SELECT doc, date, nsent, data FROM chunks WHERE row = ?", (row,))
+        if not found:
+            raise corrupt(self.where, f"{FILE} has no chunk {row}")
+        chunk = self.chunk_from(row, *found[0])
+        with self._lock:
+            self._chunks[row] = chunk
+            if len(self._chunks) > CACHE_SIZE:
+                self._chunks.popitem(last=False)
+        return chunk
+
+    def values(self, row: int) -> tuple[Value, ...]:
+        found = self.query("SELECT vals FROM chunks WHERE row = ?", (row,))
+        try:
+            return decode([json.loads(found[0][0])])[0]
+        except (IndexError, TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise corrupt(self.where, f"the parse values of chunk {row} are malformed") from exc
+
+    def document(self, name: str) -> Document | None:
+        with self._lock:
+            cached = self._docs.get(name)
+            if cached is not None:
+                self._docs.move_to_end(name)
+                return cached
+        if name not in self.lengths:
+            return None
+        found = self.query("SELECT data FROM documents WHERE doc_id = ?", (name,))
+        try:
+            doc = parse_document(json.loads(found[0][0]), self.where)
+        except (IndexError, TypeError, ValueError) as exc:
+            raise corrupt(self.where, f"the record of document {name!r} is malformed") from exc
+        if doc.doc_id != name or len(doc.text) != self.lengths[name]:
+            raise corrupt(self.where, f"the record of document {name!r} does not match its entry")
+        with self._lock:
+            self._docs[name] = doc
+            if len(self._docs) > 64:  # whole document texts: keep few
+                self._docs.popitem(last=False)
+        return doc
+
+
+class ChunkSequence(Sequence[Chunk]):
+    """The chunks of a build by row, read from SQLite when first needed."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+        self._keys: tuple[np.ndarray, list[tuple[str, str]]] | None = None
+
+    def __len__(self) -> int:
+        return self.store.count
+
+    @overload
+    def __getitem__(self, index: int) -> Chunk: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Chunk]: ...
+    def __getitem__(self, index: int | slice) -> Chunk | list[Chunk]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.store.count))]
+        row = int(index) + (self.store.count if index < 0 else 0)
+        if not 0 <= row < self.store.count:
+            raise IndexError(index)
+        return self.store.chunk(row)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        # In row order, in batches, past the cache: a full pass must not evict what the server is using.
+        for start in range(0, self.store.count, _BATCH):
+            rows = self.store.query("SELECT row, doc, date, nsent, data FROM chunks WHERE row >= ? AND row < ? "
+                                    "ORDER BY row", (start, start + _BATCH))  # fmt: skip
+            for row in rows:
+                yield self.store.chunk_from(*row)
+
+    def of_doc(self, doc: str) -> list[Chunk]:
+        """One document's chunks, in order (the builder's reuse of an unchanged document): one indexed query."""
+        rows = self.store.query("SELECT row, doc, date, nsent, data FROM chunks WHERE doc = ? ORDER BY row", (doc,))
+        return [self.store.chunk_from(*row) for row in rows]
+
+    def docs(self) -> list[str]:
+        """The document of every row, from the doc column (the builder groups a previous build's rows by it)."""
+        codes, pairs = self.filter_keys()
+        names = [d for d, _ in pairs]
+        return [names[c] for c in codes.tolist()]
+
+    def filter_keys(self) -> tuple[np.ndarray, list[tuple[str, str]]]:
+        """Per row, a code into the distinct (document, date) pairs: search filters without reading texts.
+
+        Read from the doc and date columns once, then kept (4 bytes a row). A record whose columns disagree
+        with its JSON is refused when the record itself is read.
+        """
+        if self._keys is None:
+            pairs: dict[tuple[str, str], int] = {}
+            rows = self.store.query("SELECT doc, date FROM chunks ORDER BY row")
+            codes = np.fromiter((pairs.setdefault((d, t), len(pairs)) for d, t in rows), np.int32, len(rows))
+            if not all(isinstance(d, str) and isinstance(t, str) for d, t in pairs):
+                raise corrupt(self.store.where, f"{FILE} has a document or date that is not text")
+            self._keys = (codes, list(pairs))
+        return self._keys
+
+
+class ValueSequence(Sequence[tuple[Value, ...]]):
+    """Per chunk row, its entities and figures (assistant.nlp), read when first needed."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+
+    def __len__(self) -> int:
+        return self.store.count
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[Value, ...]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[Value, ...]]: ...
+    def __getitem__(self, index: int | slice) -> tuple[Value, ...] | list[tuple[Value, ...]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.store.count))]
+        row = int(index) + (self.store.count if index < 0 else 0)
+        if not 0 <= row < self.store.count:
+            raise IndexError(index)
+        return self.store.values(row)
+
+    def __iter__(self) -> Iterator[tuple[Value, ...]]:
+        for start in range(0, self.store.count, _BATCH):
+            rows = self.store.query("SELECT row, vals FROM chunks WHERE row >= ? AND row < ? ORDER BY row",
+                                    (start, start + _BATCH))  # fmt: skip
+            for row, vals in rows:
+                try:
+                    yield decode([json.loads(vals)])[0]
+                except (TypeError, KeyError, ValueError, AttributeError) as exc:
+                    raise corrupt(self.store.where, f"the parse values of chunk {row} are malformed") from exc
+
+
+class DocumentMapping(Mapping[str, Document]):
+    """Documents by id; their (possibly long) texts are read when first needed."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        self.store = store
+
+    def __getitem__(self, name: str) -> Document:
+        doc = self.store.document(name) if isinstance(name, str) else None
+        if doc is None:
+            raise KeyError(name)
+        return doc
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.store.lengths
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.store.lengths)
+
+    def __len__(self) -> int:
+        return len(self.store.lengths)
+
+
+def open_store(path: Path, where: Path, files: Mapping[str, Mapping[str, Any]]) -> ChunkStore:
+    store = ChunkStore(path, where)
+    try:
+        store.open_checked(files)
+    except BaseException:
+        store.close()
+        raise
+    return store
