@@ -142,7 +142,7 @@ class ParseJob:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
                 self._future = self._pool.submit(_parse_encoded, self._texts, batch_size)
             except (OSError, RuntimeError, ValueError):
-                self._close()
+                self.close()
 
     @property
     def in_worker(self) -> bool:
@@ -157,10 +157,14 @@ class ParseJob:
                     pass
             return parse_chunks(self._texts, batch_size=self._batch_size)
         finally:
-            self._close()
+            self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Stop the worker (at once if the caller failed before asking for the result); idempotent."""
         if self._pool is not None:
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                if self._future is not None and not self._future.done():
+                    process.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
         self._pool = self._future = None
 

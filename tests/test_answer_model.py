@@ -95,6 +95,25 @@ def test_a_parse_in_a_worker_process_gives_what_an_in_process_parse_gives(monkey
     assert job.result() == parse_chunks(texts)
 
 
+def test_a_build_that_fails_while_embedding_stops_its_parse_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    class Failing(KeywordEmbedder):
+        def embed_documents(self, texts: list[str]) -> np.ndarray:
+            raise RuntimeError("embedding failed")
+
+    (tmp_path / "corpus").mkdir()
+    for name, text in DOCS.items():
+        (tmp_path / "corpus" / name).write_text(text, encoding="utf-8")
+    settings = Settings.from_env(environ={}, corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    monkeypatch.setattr(nlp, "WORKER_MIN_TEXTS", 1)
+    with pytest.raises(RuntimeError, match="embedding failed"):
+        build_index(settings, Failing())
+    assert multiprocessing.active_children() == []
+
+
 # A small corpus written for these tests: three documents with figures, dates and names about different things.
 DOCS = {
     "2021-05-03_harbours.md": (

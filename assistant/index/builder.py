@@ -188,24 +188,27 @@ def _build_locked(
     # Entities and figures with the words they are bound to, for the answerer: parsed once, here, in a worker
     # process that runs while the chunks and sentences are embedded (spaCy then costs little wall time).
     parse_job = ParseJob([c.text for c in new_chunks])
-    # Chunks are embedded for retrieval, and each of their sentences for answering (sentence selection and
-    # citation checks then cost a dot product at question time instead of a model call).
-    stage_started = _lap(report, "tokenise", stage_started)
-    new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
-    stage_started = _lap(report, "encode_chunks", stage_started)
-    # A sentence repeated within or across chunks (a table's key cells, boilerplate) is embedded once.
-    sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
-    unique_sentences = list(dict.fromkeys(sentence_texts))
-    # float16 from the start: the index stores them so, and a huge file's sentence vectors are its largest array.
-    unique_vectors = _embed(embedder, unique_sentences, tick, "sentences", dtype=np.float16)
-    row_of = {text: i for i, text in enumerate(unique_sentences)}
-    new_sentence_rows = np.fromiter(
-        (row_of[text] for text in sentence_texts), dtype=np.int64, count=len(sentence_texts)
-    )
-    del row_of, sentence_texts
-    stage_started = _lap(report, "encode_sentences", stage_started)
-    tick("parse", 0, 1)
-    new_values = parse_job.result()
+    try:
+        # Chunks are embedded for retrieval, and each of their sentences for answering (sentence selection and
+        # citation checks then cost a dot product at question time instead of a model call).
+        stage_started = _lap(report, "tokenise", stage_started)
+        new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
+        stage_started = _lap(report, "encode_chunks", stage_started)
+        # A sentence repeated within or across chunks (a table's key cells, boilerplate) is embedded once.
+        sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
+        unique_sentences = list(dict.fromkeys(sentence_texts))
+        # float16 from the start: the index stores them so, and a huge file's sentence vectors are its largest array.
+        unique_vectors = _embed(embedder, unique_sentences, tick, "sentences", dtype=np.float16)
+        row_of = {text: i for i, text in enumerate(unique_sentences)}
+        new_sentence_rows = np.fromiter(
+            (row_of[text] for text in sentence_texts), dtype=np.int64, count=len(sentence_texts)
+        )
+        del row_of, sentence_texts
+        stage_started = _lap(report, "encode_sentences", stage_started)
+        tick("parse", 0, 1)
+        new_values = parse_job.result()
+    finally:
+        parse_job.close()  # a failed embedding must not leave the worker parsing
     tick("parse", 1, 1)
     # With a worker this is only the wait for it after the embedding (its own time overlaps the encode stages).
     stage_started = _lap(report, "parse", stage_started)
