@@ -109,6 +109,8 @@ class ChunkStore:
             raise corrupt(where, f"{FILE} cannot be opened ({exc})") from exc
         self._lock = threading.Lock()
         self._chunks: OrderedDict[int, Chunk] = OrderedDict()
+        # The answerer reads the values of every candidate passage for every question: cached like the chunks.
+        self._values: OrderedDict[int, tuple[Value, ...]] = OrderedDict()
         self._docs: OrderedDict[str, Document] = OrderedDict()
         self.lengths: dict[str, int] = {}
         self.count = 0
@@ -190,11 +192,21 @@ class ChunkStore:
         return chunk
 
     def values(self, row: int) -> tuple[Value, ...]:
+        with self._lock:
+            cached = self._values.get(row)
+            if cached is not None:
+                self._values.move_to_end(row)
+                return cached
         found = self.query("SELECT vals FROM chunks WHERE row = ?", (row,))
         try:
-            return decode([json.loads(found[0][0])])[0]
+            values = decode([json.loads(found[0][0])])[0]
         except (IndexError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise corrupt(self.where, f"the parse values of chunk {row} are malformed") from exc
+        with self._lock:
+            self._values[row] = values
+            if len(self._values) > CACHE_SIZE:
+                self._values.popitem(last=False)
+        return values
 
     def document(self, name: str) -> Document | None:
         with self._lock:
