@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
@@ -96,6 +96,39 @@ def _record(c: Chunk) -> dict[str, Any]:
     }  # fmt: skip
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    """A bounded least-recently-used cache, safe across the server's threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[K]:
+        with self._lock:
+            return iter(list(self._items))
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
 class ChunkStore:
     """A read-only connection to a build's chunks.sqlite, shared by threads."""
 
@@ -108,10 +141,10 @@ class ChunkStore:
         except sqlite3.Error as exc:
             raise corrupt(where, f"{FILE} cannot be opened ({exc})") from exc
         self._lock = threading.Lock()
-        self._chunks: OrderedDict[int, Chunk] = OrderedDict()
+        self._chunks: _Lru[int, Chunk] = _Lru(CACHE_SIZE)
         # The answerer reads the values of every candidate passage for every question: cached like the chunks.
-        self._values: OrderedDict[int, tuple[Value, ...]] = OrderedDict()
-        self._docs: OrderedDict[str, Document] = OrderedDict()
+        self._values: _Lru[int, tuple[Value, ...]] = _Lru(CACHE_SIZE)
+        self._docs: _Lru[str, Document] = _Lru(64)  # whole document texts: keep few
         self.lengths: dict[str, int] = {}
         self.count = 0
         self.offsets = np.zeros(1, dtype=np.int64)
@@ -176,44 +209,32 @@ class ChunkStore:
         return chunk
 
     def chunk(self, row: int) -> Chunk:
-        with self._lock:
-            cached = self._chunks.get(row)
-            if cached is not None:
-                self._chunks.move_to_end(row)
-                return cached
+        cached = self._chunks.get(row)
+        if cached is not None:
+            return cached
         found = self.query("SELECT doc, date, nsent, data FROM chunks WHERE row = ?", (row,))
         if not found:
             raise corrupt(self.where, f"{FILE} has no chunk {row}")
         chunk = self.chunk_from(row, *found[0])
-        with self._lock:
-            self._chunks[row] = chunk
-            if len(self._chunks) > CACHE_SIZE:
-                self._chunks.popitem(last=False)
+        self._chunks.put(row, chunk)
         return chunk
 
     def values(self, row: int) -> tuple[Value, ...]:
-        with self._lock:
-            cached = self._values.get(row)
-            if cached is not None:
-                self._values.move_to_end(row)
-                return cached
+        cached = self._values.get(row)
+        if cached is not None:
+            return cached
         found = self.query("SELECT vals FROM chunks WHERE row = ?", (row,))
         try:
             values = decode([json.loads(found[0][0])])[0]
         except (IndexError, TypeError, KeyError, ValueError, AttributeError) as exc:
             raise corrupt(self.where, f"the parse values of chunk {row} are malformed") from exc
-        with self._lock:
-            self._values[row] = values
-            if len(self._values) > CACHE_SIZE:
-                self._values.popitem(last=False)
+        self._values.put(row, values)
         return values
 
     def document(self, name: str) -> Document | None:
-        with self._lock:
-            cached = self._docs.get(name)
-            if cached is not None:
-                self._docs.move_to_end(name)
-                return cached
+        cached = self._docs.get(name)
+        if cached is not None:
+            return cached
         if name not in self.lengths:
             return None
         found = self.query("SELECT data FROM documents WHERE doc_id = ?", (name,))
@@ -223,10 +244,7 @@ class ChunkStore:
             raise corrupt(self.where, f"the record of document {name!r} is malformed") from exc
         if doc.doc_id != name or len(doc.text) != self.lengths[name]:
             raise corrupt(self.where, f"the record of document {name!r} does not match its entry")
-        with self._lock:
-            self._docs[name] = doc
-            if len(self._docs) > 64:  # whole document texts: keep few
-                self._docs.popitem(last=False)
+        self._docs.put(name, doc)
         return doc
 
 
