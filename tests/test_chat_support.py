@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from assistant.errors import AssistantError
-from assistant.feedback import FeedbackLog
+from assistant.feedback import _SCHEMA, FeedbackLog
 from assistant.present import answer_markdown, by_passage, conversation_markdown, md_escape, passage_html, quote_spans
 from assistant.types import ABSTAIN_TEXT, Answer, AnswerSentence, Citation
 from assistant.uploads import UploadError, safe_name, save_upload, sniff
@@ -170,6 +171,28 @@ def test_feedback_from_many_writers_at_once_is_all_kept(tmp_path: Path) -> None:
     entries = FeedbackLog(path).entries()
     assert len(entries) == 6 * 25 + 2 * 40
     assert len({e.question for e in entries}) == len(entries)
+
+
+def test_a_feedback_writer_waits_out_a_lock_sqlite_answers_at_once(tmp_path: Path) -> None:
+    # Another writer holds the write lock on a file not yet in WAL mode. Switching it to WAL from a read lock is
+    # SQLite's deadlock case: "database is locked" at once, without its busy wait (the CI failure of the test
+    # above). The log must retry until the other writer is done, not drop the entry.
+    path = tmp_path / "feedback.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute(_SCHEMA)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute(
+        "INSERT INTO feedback (created, session, question, answer, citations, rating) "
+        "VALUES ('', 's', 'q1', 'a', '[]', 1)"
+    )
+    release = threading.Timer(0.4, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        FeedbackLog(path, timeout=10).record(session="s", question="q2", answer="a", citations=[], rating=1)
+    finally:
+        release.join()
+        other.close()
+    assert [e.question for e in FeedbackLog(path).entries()] == ["q1", "q2"]
 
 
 def test_an_unwritable_feedback_log_is_a_clear_error(tmp_path: Path) -> None:
