@@ -76,7 +76,12 @@ def index_cmd(paths: tuple[Path, ...], index_dir: Path | None, rebuild: bool, st
     from assistant.core import Assistant
 
     settings = _settings(index_dir, store)
-    labels = {"files": "Reading and chunking files", "embed": "Embedding chunks", "sentences": "Embedding sentences"}
+    labels = {
+        "files": "Reading and chunking files",
+        "embed": "Embedding chunks",
+        "sentences": "Embedding sentences",
+        "parse": "Parsing entities",
+    }
     with _progress_bar(labels) as progress:
         report = Assistant.build(settings, paths=list(paths) or None, rebuild=rebuild, progress=progress)
     verb = "Updated" if report.wrote else "Index is up to date:"

@@ -25,6 +25,7 @@ from assistant.index.store import (
     sentence_offsets,
     write_index,
 )
+from assistant.index.vectors import CHUNK_VECTORS, ChunkVectors
 from assistant.ingest.chunker import ChunkerSettings, embedding_text
 from assistant.ingest.loaders import LoadError, file_sha256
 from assistant.ingest.pipeline import discover, ingest_file, load_metadata
@@ -33,7 +34,6 @@ from assistant.types import Chunk, Document
 
 # (stage, done, total): stages are "files", "embed"; the CLI and the UI draw their own bars from it.
 Progress = Callable[[str, int, int], None]
-EMBED_BATCH = 64
 # Bump when chunk text or what is embedded changes (ingest.chunker): forces re-chunking and re-embedding.
 # 4: chunks carry `flagged` (instruction-like sentences, assistant.ingest.injection).
 TEXT_FORMAT = 4
@@ -59,7 +59,7 @@ class BuildReport:
     wrote: bool = False
     mean_tokens: float = 0.0
     max_tokens: int = 0
-    # Seconds per stage: "tokenise" (read, chunk, count word pieces), "encode_chunks", "encode_sentences",
+    # Seconds per stage: "tokenise" (read, chunk, count word pieces), "encode_sentences" (and pool chunk vectors),
     # "bm25" (lexical index), "write" (vectors, metadata, checksums); model loading falls in the first encode.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -126,7 +126,8 @@ def _build_locked(
     files = discover(roots, refused=report.skipped)
     metadata = load_metadata(settings.corpus_dir)
     chunk_cfg = chunker_settings(settings)
-    chunker_json = {**asdict(chunk_cfg), "text_format": TEXT_FORMAT, "parse_format": PARSE_FORMAT}
+    chunker_json = {**asdict(chunk_cfg), "text_format": TEXT_FORMAT, "parse_format": PARSE_FORMAT,
+                    "chunk_vectors": CHUNK_VECTORS}  # fmt: skip
 
     previous = None if rebuild else _load_previous(settings, embedder, report)
     if previous is not None and previous.manifest.chunker != chunker_json:
@@ -189,33 +190,21 @@ def _build_locked(
     # process that runs while the chunks and sentences are embedded (spaCy then costs little wall time).
     parse_job = ParseJob([c.text for c in new_chunks])
     try:
-        # Chunks are embedded for retrieval, and each of their sentences for answering (sentence selection and
-        # citation checks then cost a dot product at question time instead of a model call).
+        # Each sentence is embedded for answering (sentence selection and citation checks then cost a dot product
+        # at question time instead of a model call) and each chunk's vector pooled from its sentences' (vectors.py).
         stage_started = _lap(report, "tokenise", stage_started)
-        new_vectors = _embed(embedder, [embedding_text(c) for c in new_chunks], tick, "embed")
-        stage_started = _lap(report, "encode_chunks", stage_started)
-        # A sentence repeated within or across chunks (a table's key cells, boilerplate) is embedded once.
-        sentence_texts = [c.sentence_text(s) for c in new_chunks for s in c.sentences]
-        unique_sentences = list(dict.fromkeys(sentence_texts))
-        # float16 from the start: the index stores them so, and a huge file's sentence vectors are its largest array.
-        unique_vectors = _embed(embedder, unique_sentences, tick, "sentences", dtype=np.float16)
-        row_of = {text: i for i, text in enumerate(unique_sentences)}
-        new_sentence_rows = np.fromiter(
-            (row_of[text] for text in sentence_texts), dtype=np.int64, count=len(sentence_texts)
-        )
-        del row_of, sentence_texts
+        embedded = ChunkVectors(embedder, new_chunks, tick)
         stage_started = _lap(report, "encode_sentences", stage_started)
         tick("parse", 0, 1)
         new_values = parse_job.result()
     finally:
         parse_job.close()  # a failed embedding must not leave the worker parsing
     tick("parse", 1, 1)
-    # With a worker this is only the wait for it after the embedding (its own time overlaps the encode stages).
+    # With a worker this is only the wait for it after the embedding (its own time overlaps the encode stage).
     stage_started = _lap(report, "parse", stage_started)
     old_values = _values_by_doc(previous) if previous else {}
     report.embedded_chunks = len(new_chunks)
-    report.embedded_sentences = len(unique_sentences)
-    new_offsets = sentence_offsets(new_chunks)
+    report.embedded_sentences = embedded.distinct_sentences
     by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
     matrix = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
     offsets = sentence_offsets(chunks)
@@ -233,9 +222,9 @@ def _build_locked(
             values.append(next(old_value_rows[chunk.doc]))
         else:
             i = by_id[chunk.chunk_id + chunk.doc]
-            matrix[row] = new_vectors[i]
+            matrix[row] = embedded.chunks[i]
             values.append(tuple(new_values[i]))
-            sentence_matrix[rows] = unique_vectors[new_sentence_rows[int(new_offsets[i]) : int(new_offsets[i + 1])]]
+            sentence_matrix[rows] = embedded.sentences_of(i)
         file_entries[chunk.doc]["chunks"] = int(file_entries[chunk.doc]["chunks"]) + 1  # type: ignore[call-overload]
 
     manifest = Manifest(
@@ -312,19 +301,6 @@ def _previous_chunks(previous: IndexData, name: str) -> list[Chunk]:
 def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
     values = list(previous.values)  # one streamed pass, then picked by row
     return {doc: [values[r] for r in rows.tolist()] for doc, rows in _rows_by_doc(previous).items()}
-
-
-def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str, *, dtype: type = np.float32) -> np.ndarray:
-    # Batches of similar length waste less time on padding: embed in length order, return in input order.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: np.ndarray = np.zeros((len(texts), embedder.dimension), dtype=dtype)
-    batches = max(1, (len(texts) + EMBED_BATCH - 1) // EMBED_BATCH)
-    for b in range(0, len(texts), EMBED_BATCH):
-        tick(stage, b // EMBED_BATCH, batches)
-        rows = order[b : b + EMBED_BATCH]
-        out[rows] = embedder.embed_documents([texts[i] for i in rows])
-    tick(stage, batches, batches)
-    return out
 
 
 def _lap(report: BuildReport, stage: str, since: float) -> float:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from assistant.config import Settings
 from assistant.errors import IndexCorruptError
-from assistant.index.builder import TEXT_FORMAT, BuildReport, Progress, _embed, _file_key, chunker_settings
+from assistant.index.builder import TEXT_FORMAT, BuildReport, Progress, _file_key, chunker_settings
 from assistant.index.embedder import Embedder
 from assistant.index.milvus_schema import now, parse_store
 from assistant.index.milvus_store import MilvusIndex
-from assistant.ingest.chunker import embedding_text
+from assistant.index.vectors import CHUNK_VECTORS, ChunkVectors
 from assistant.ingest.loaders import LoadError
 from assistant.ingest.pipeline import discover, ingest_file, load_metadata
 
@@ -44,7 +44,7 @@ def build_milvus(
     tick = progress or (lambda stage, done, total: None)
     target = parse_store(settings.store, corpus_dir=settings.corpus_dir)
     store = MilvusIndex(target, timeout=settings.store_timeout)
-    chunker_json = {**asdict(chunker_settings(settings)), "text_format": TEXT_FORMAT}
+    chunker_json = {**asdict(chunker_settings(settings)), "text_format": TEXT_FORMAT, "chunk_vectors": CHUNK_VECTORS}
     manifest = {
         "embedding_model": embedder.name,
         "embedding_fingerprint": embedder.fingerprint,
@@ -103,7 +103,7 @@ def build_milvus(
             report.skipped[str(path)] = exc.reason
             continue
         report.warnings.extend(ingested.warnings)
-        vectors = _embed(embedder, [embedding_text(c) for c in ingested.chunks], tick, "embed")
+        vectors = ChunkVectors(embedder, ingested.chunks, tick).chunks  # pooled as the FAISS build pools them
         store.write_document(ingested.document, key, ingested.chunks, vectors)
         (report.changed if name in heads else report.added).append(name)
         report.embedded_chunks += len(ingested.chunks)
