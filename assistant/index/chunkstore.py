@@ -11,7 +11,10 @@ Layout:
         entities/figures (assistant.nlp.encode) as JSON; doc, date and nsent repeat fields of data for queries
         that must not read the texts (search filters, load checks)
     documents(doc_id TEXT PRIMARY KEY, length INTEGER, data TEXT)   data = the Document as JSON
-    meta(key TEXT PRIMARY KEY, value BLOB)   "sentence_offsets": int64 little-endian bytes (chunks + 1 values)
+    meta(key TEXT PRIMARY KEY, value BLOB)   "sentence_spans": int64 little-endian bytes, per chunk row the
+        first and past-the-last row of its sentences in sentences.npy (contiguous and in order after a full
+        build; after an incremental update (assistant.index.update) new chunks' sentences are appended and
+        rows of removed chunks are left unreferenced until the next full build)
 
 Readers open the file read-only and immutable (`mode=ro&immutable=1`: a published build never changes, so
 SQLite takes no locks and never writes beside it). One connection is shared by the Streamlit server's
@@ -30,7 +33,7 @@ import os
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
@@ -48,8 +51,11 @@ _BATCH = 2048
 
 
 def write_store(path: Path, documents: Mapping[str, Document], chunks: Sequence[Chunk],
-                values: Sequence[Sequence[Value]], offsets: np.ndarray) -> None:  # fmt: skip
-    """Write the store in one transaction; the caller publishes the directory it is in."""
+                values: Sequence[Sequence[Value]], spans: np.ndarray) -> None:  # fmt: skip
+    """Write the store in one transaction; the caller publishes the directory it is in.
+
+    `spans`: (chunks, 2) first and past-the-last sentence row of each chunk (or the chunks + 1 cumulative offsets).
+    """
     if len(values) != len(chunks):
         raise ValueError(f"{len(values)} parse rows for {len(chunks)} chunks")
     path.unlink(missing_ok=True)
@@ -62,22 +68,61 @@ def write_store(path: Path, documents: Mapping[str, Document], chunks: Sequence[
                     "nsent INTEGER NOT NULL, data TEXT NOT NULL, vals TEXT NOT NULL)")  # fmt: skip
         con.execute("CREATE TABLE documents(doc_id TEXT PRIMARY KEY, length INTEGER NOT NULL, data TEXT NOT NULL)")
         con.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        con.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
-            ((row, c.doc, c.date, len(c.sentences), dumps(_record(c)), dumps(encode([list(v)])[0]))
-             for row, (c, v) in enumerate(zip(chunks, values, strict=True))),
-        )  # fmt: skip
-        con.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?)",
-            ((d.doc_id, len(d.text), dumps(asdict(d))) for d in documents.values()),
-        )
+        _insert(con, range(len(chunks)), chunks, values, documents)
         con.execute("CREATE INDEX chunks_doc ON chunks(doc)")  # the builder's reuse of unchanged documents
-        blob = np.asarray(offsets, dtype="<i8").tobytes()
-        con.execute("INSERT INTO meta VALUES ('sentence_offsets', ?)", (blob,))
+        con.execute("INSERT INTO meta VALUES ('sentence_spans', ?)", (_spans_blob(spans),))
         con.commit()
     finally:
         con.close()
+    _fsync(path)
+
+
+def update_store(path: Path, *, drop_docs: Sequence[str], moves: Sequence[tuple[int, int]], rows: Sequence[int],
+                 documents: Mapping[str, Document], chunks: Sequence[Chunk], values: Sequence[Sequence[Value]],
+                 spans: np.ndarray) -> None:  # fmt: skip
+    """Edit a private copy of a build's store in place, in one transaction (assistant.index.update).
+
+    Deletes the chunks and records of `drop_docs`, renumbers each moved chunk (old row, new row), inserts
+    `chunks` at `rows` and `documents`, and replaces the sentence spans. Only the rows named are touched.
+    """
+    con = sqlite3.connect(path)
+    try:
+        # A copy in a private build directory: no journal needed (a crash discards the directory).
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.executemany("DELETE FROM chunks WHERE doc = ?", ((d,) for d in drop_docs))
+        con.executemany("DELETE FROM documents WHERE doc_id = ?", ((d,) for d in drop_docs))
+        con.executemany("UPDATE chunks SET row = ? WHERE row = ?", ((new, old) for old, new in moves))
+        _insert(con, rows, chunks, values, documents)
+        con.execute("UPDATE meta SET value = ? WHERE key = 'sentence_spans'", (_spans_blob(spans),))
+        con.commit()
+    finally:
+        con.close()
+    _fsync(path)
+
+
+def _insert(con: sqlite3.Connection, rows: Iterable[int], chunks: Sequence[Chunk], values: Sequence[Sequence[Value]],
+            documents: Mapping[str, Document]) -> None:  # fmt: skip
+    if len(values) != len(chunks):
+        raise ValueError(f"{len(values)} parse rows for {len(chunks)} chunks")
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    con.executemany(
+        "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+        ((row, c.doc, c.date, len(c.sentences), dumps(_record(c)), dumps(encode([list(v)])[0]))
+         for row, c, v in zip(rows, chunks, values, strict=True)),
+    )  # fmt: skip
+    docs = ((d.doc_id, len(d.text), dumps(asdict(d))) for d in documents.values())
+    con.executemany("INSERT INTO documents VALUES (?, ?, ?)", docs)
+
+
+def _spans_blob(spans: np.ndarray) -> bytes:
+    spans = np.asarray(spans, dtype=np.int64)
+    if spans.ndim == 1:  # cumulative offsets of a contiguous build
+        spans = np.stack([spans[:-1], spans[1:]], axis=1)
+    return np.ascontiguousarray(spans, dtype="<i8").tobytes()
+
+
+def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -148,6 +193,8 @@ class ChunkStore:
         self.lengths: dict[str, int] = {}
         self.count = 0
         self.offsets = np.zeros(1, dtype=np.int64)
+        self.starts = np.zeros(0, dtype=np.int64)
+        self.sentence_rows_needed = 0
 
     def close(self) -> None:
         with self._lock:
@@ -175,14 +222,20 @@ class ChunkStore:
                 raise corrupt(self.where, f"{name} has another number of chunks than the manifest says")
         if counts:
             raise corrupt(self.where, f"a chunk belongs to unknown document {next(iter(counts))!r}")
-        blob = self.query("SELECT value FROM meta WHERE key = 'sentence_offsets'")
-        if len(blob) != 1 or not isinstance(blob[0][0], bytes) or len(blob[0][0]) != 8 * (count + 1):
-            raise corrupt(self.where, f"{FILE} has no sentence offsets for {count} chunks")
-        offsets = np.frombuffer(blob[0][0], dtype="<i8").astype(np.int64)
-        if offsets[0] != 0 or (np.diff(offsets) < 0).any():
-            raise corrupt(self.where, f"{FILE} has malformed sentence offsets")
-        self.count, self.offsets = int(count), offsets
+        blob = self.query("SELECT value FROM meta WHERE key = 'sentence_spans'")
+        if len(blob) != 1 or not isinstance(blob[0][0], bytes) or len(blob[0][0]) != 16 * count:
+            raise corrupt(self.where, f"{FILE} has no sentence spans for {count} chunks")
+        spans = np.frombuffer(blob[0][0], dtype="<i8").astype(np.int64).reshape(count, 2)
+        sizes = spans[:, 1] - spans[:, 0]
+        if count and (spans.min() < 0 or (sizes < 0).any()):
+            raise corrupt(self.where, f"{FILE} has malformed sentence spans")
+        # offsets: where each chunk's sentences would start in a contiguous build (their count is what matters);
+        # starts: where they are in sentences.npy
+        self.count, self.starts = int(count), spans[:, 0].copy()
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.sentence_rows_needed = int(spans[:, 1].max()) if count else 0
         if count <= FULL_CHECK_CHUNKS:
+            offsets = self.offsets
             for row, chunk in enumerate(ChunkSequence(self)):
                 if len(chunk.sentences) != offsets[row + 1] - offsets[row]:
                     raise corrupt(self.where, f"chunk {chunk.chunk_id!r} has another number of sentences")
@@ -281,7 +334,15 @@ class ChunkSequence(Sequence[Chunk]):
     def of_doc(self, doc: str) -> list[Chunk]:
         """One document's chunks, in order (the builder's reuse of an unchanged document): one indexed query."""
         rows = self.store.query("SELECT row, doc, date, nsent, data FROM chunks WHERE doc = ? ORDER BY row", (doc,))
-        return [self.store.chunk_from(*row) for row in rows]
+        # After an incremental update a document's rows need not be in its order (assistant.index.update).
+        return sorted((self.store.chunk_from(*row) for row in rows), key=lambda c: (c.start, c.end))
+
+    def rows_of(self, docs: Iterable[str]) -> np.ndarray:
+        """The rows of these documents' chunks, from the doc column (no record is read)."""
+        found: list[int] = []
+        for doc in docs:
+            found.extend(r for (r,) in self.store.query("SELECT row FROM chunks WHERE doc = ?", (doc,)))
+        return np.asarray(sorted(found), dtype=np.int64)
 
     def docs(self) -> list[str]:
         """The document of every row, from the doc column (the builder groups a previous build's rows by it)."""
