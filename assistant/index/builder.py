@@ -266,16 +266,19 @@ def _write_full(
     """Assemble every chunk (the unchanged ones decoded from the previous build) and write a whole build."""
     stage_started = time.perf_counter()
     chunks: list[Chunk] = []
+    doc_rows: dict[str, np.ndarray] = {}  # an unchanged document's rows in the previous build, in its order
     for name in sorted(manifest.files):
         if name in fresh:
             chunks.extend(fresh[name])
         elif previous is not None:
             documents[name] = previous.documents[name]
-            chunks.extend(_previous_chunks(previous, name))
+            rows, doc_chunks = _previous_chunks(previous, name)
+            doc_rows[name] = rows
+            chunks.extend(doc_chunks)
     documents = {name: documents[name] for name in sorted(documents)}
     unchanged = set(report.unchanged)
-    old_vectors, old_sentences = _vectors_by_doc(previous) if previous else ({}, {})
-    old_values = _values_by_doc(previous) if previous else {}
+    old_vectors, old_sentences = _vectors_by_doc(previous, doc_rows) if previous else ({}, {})
+    old_values = _values_by_doc(previous, doc_rows) if previous else {}
     dimension = manifest.dimension
     new_offsets = sentence_offsets(new_chunks)
     by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
@@ -318,8 +321,10 @@ def _load_previous(settings: Settings, embedder: Embedder, report: BuildReport) 
         return None
 
 
-def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The previous build's chunk vectors and sentence vectors, grouped by document (in chunk order)."""
+def _vectors_by_doc(
+    previous: IndexData, doc_rows: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The previous build's chunk vectors and sentence vectors of these documents' rows (in the rows' order)."""
     total = previous.vectors.ntotal
     if previous.manifest.vector_index.get("kind", "flat") != "flat":
         import faiss
@@ -329,34 +334,31 @@ def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[st
     chunk_rows: dict[str, np.ndarray] = {}
     sentence_rows: dict[str, np.ndarray] = {}
     offsets = previous.sentence_offsets
-    for doc, rows in _rows_by_doc(previous).items():
+    # After an incremental update a chunk's sentences start where sentence_starts says, not at its offset.
+    first = previous.sentence_starts if previous.sentence_starts is not None else offsets[:-1]
+    for doc, rows in doc_rows.items():
         chunk_rows[doc] = all_vectors[rows]
         # Every sentence row of these chunks, in order, as one index array (not a slice per chunk).
         sizes = offsets[rows + 1] - offsets[rows]
-        starts = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        starts = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
         sentence_rows[doc] = np.asarray(previous.sentence_vectors[starts + np.arange(int(sizes.sum()))])
     return chunk_rows, sentence_rows
 
 
-def _rows_by_doc(previous: IndexData) -> dict[str, np.ndarray]:
-    # A loaded build knows each row's document from the store's doc column, without decoding the chunks.
-    docs_of = getattr(previous.chunks, "docs", None)
-    docs = docs_of() if docs_of is not None else [c.doc for c in previous.chunks]
-    grouped: dict[str, list[int]] = {}
-    for row, doc in enumerate(docs):
-        grouped.setdefault(doc, []).append(row)
-    return {doc: np.asarray(rows, dtype=np.int64) for doc, rows in grouped.items()}
-
-
-def _previous_chunks(previous: IndexData, name: str) -> list[Chunk]:
+def _previous_chunks(previous: IndexData, name: str) -> tuple[np.ndarray, list[Chunk]]:
+    """An unchanged document's rows and chunks in the previous build, in document order."""
     # A loaded build's chunks come from SQLite (chunkstore): one indexed query, not a scan per document.
-    of_doc = getattr(previous.chunks, "of_doc", None)
-    return of_doc(name) if of_doc is not None else [c for c in previous.chunks if c.doc == name]
+    of_doc = getattr(previous.chunks, "of_doc_rows", None)
+    if of_doc is not None:
+        rows, chunks = of_doc(name)
+        return np.asarray(rows, dtype=np.int64), chunks
+    found = [(row, c) for row, c in enumerate(previous.chunks) if c.doc == name]
+    return np.asarray([r for r, _ in found], dtype=np.int64), [c for _, c in found]
 
 
-def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
+def _values_by_doc(previous: IndexData, doc_rows: dict[str, np.ndarray]) -> dict[str, list[tuple[Value, ...]]]:
     values = list(previous.values)  # one streamed pass, then picked by row
-    return {doc: [values[r] for r in rows.tolist()] for doc, rows in _rows_by_doc(previous).items()}
+    return {doc: [values[r] for r in rows.tolist()] for doc, rows in doc_rows.items()}
 
 
 def _embed(embedder: Embedder, texts: list[str], tick: Progress, stage: str, *, dtype: type = np.float32) -> np.ndarray:

@@ -333,9 +333,16 @@ class ChunkSequence(Sequence[Chunk]):
 
     def of_doc(self, doc: str) -> list[Chunk]:
         """One document's chunks, in order (the builder's reuse of an unchanged document): one indexed query."""
+        return self.of_doc_rows(doc)[1]
+
+    def of_doc_rows(self, doc: str) -> tuple[list[int], list[Chunk]]:
+        """One document's rows and chunks, in the document's order."""
         rows = self.store.query("SELECT row, doc, date, nsent, data FROM chunks WHERE doc = ? ORDER BY row", (doc,))
         # After an incremental update a document's rows need not be in its order (assistant.index.update).
-        return sorted((self.store.chunk_from(*row) for row in rows), key=lambda c: (c.start, c.end))
+        found = sorted(
+            ((self.store.chunk_from(*r), r[0]) for r in rows), key=lambda cr: (cr[0].start, cr[0].end, cr[1])
+        )
+        return [r for _, r in found], [c for c, _ in found]
 
     def rows_of(self, docs: Iterable[str]) -> np.ndarray:
         """The rows of these documents' chunks, from the doc column (no record is read)."""
