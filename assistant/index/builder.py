@@ -272,8 +272,7 @@ def _write_full(
             chunks.extend(fresh[name])
         elif previous is not None:
             documents[name] = previous.documents[name]
-            rows, doc_chunks = _previous_chunks(previous, name)
-            doc_rows[name] = rows
+            doc_rows[name], doc_chunks = _previous_chunks(previous, name)
             chunks.extend(doc_chunks)
     documents = {name: documents[name] for name in sorted(documents)}
     unchanged = set(report.unchanged)
