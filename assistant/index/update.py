@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,8 +121,6 @@ def update_index(
     `sentence_vectors` holds the new chunks' sentences in chunk order; `lexical_texts` their BM25 texts.
     `manifest` describes the result (files, counts); its vector_index and artifacts are filled here.
     """
-    import time
-
     import faiss
 
     clock = time.perf_counter()
