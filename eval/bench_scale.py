@@ -370,9 +370,11 @@ def serve_one(out: Path, size: int) -> None:
 
 
 def update_one(out: Path, size: int, threshold: int) -> None:
-    """Add one real corpus document, change one synthetic document, remove the added one: each with the real
-    builder and model, on a copy of the built index (so the step can be rerun on the same index)."""
+    """Add one real corpus document, change one synthetic document, remove the added one, then the same change of
+    another document written whole (a compaction: what an update costs when assistant.index.update falls back to a
+    full build). Each with the real builder and model, on a copy of the built index (so the step can be rerun)."""
     from assistant.config import Settings
+    from assistant.index import update
     from assistant.index.builder import build_index
     from assistant.index.embedder import create_embedder
     from assistant.index.store import load_index
@@ -391,15 +393,25 @@ def update_one(out: Path, size: int, threshold: int) -> None:
     steps: dict[str, Any] = {}
     added = sorted(p for p in real.corpus_dir.iterdir() if p.suffix == ".txt")[0]
     changed = settings.corpus_dir / "synthetic-000000.txt"
+    other = settings.corpus_dir / "synthetic-000001.txt"
+    default_fraction = update.COMPACT_FRACTION
+
+    def compact() -> None:
+        update.COMPACT_FRACTION = -1.0  # any garbage at all: the builder writes the whole index
+        other.write_text(other.read_text() + "\n\nA new closing paragraph on visas.\n")
+
     for step, act in (
         ("add", lambda: shutil.copy(added, settings.corpus_dir / added.name)),
         ("change", lambda: changed.write_text(changed.read_text() + "\n\nA new closing paragraph on visas.\n")),
         ("remove", lambda: (settings.corpus_dir / added.name).unlink()),
+        ("compact", compact),
     ):
         act()
         started = time.perf_counter()
+        rss_before = _peak_rss_mb()
         report = build_index(settings, embedder)
         seconds = time.perf_counter() - started
+        update.COMPACT_FRACTION = default_fraction
         info = load_index(settings.index_dir).manifest.vector_index
         steps[step] = {
             "seconds": round(seconds, 2),
@@ -410,6 +422,7 @@ def update_one(out: Path, size: int, threshold: int) -> None:
             "ann_training": info.get("training", info["kind"]),
             "added": report.added, "changed": report.changed, "removed": report.removed,
             "unchanged_documents": len(report.unchanged),
+            "peak_rss_mb_after": round(_peak_rss_mb()), "peak_rss_mb_before": round(rss_before),
         }  # fmt: skip
         print(f"[{time.strftime('%H:%M:%S')}] update {step}: {steps[step]}", flush=True)
     steps["peak_rss_mb"] = round(_peak_rss_mb())
@@ -518,12 +531,12 @@ def write_report(out: Path, rows: list[dict], timing: dict[str, float]) -> None:
         if u:
             lines += ["", f"Incremental update of the {r['chunks']}-chunk index with the real builder and model "
                       "(assistant.index.builder.build_index):"]  # fmt: skip
-            for step in ("add", "change", "remove"):
+            for step in ("add", "change", "remove", "compact"):
                 if step not in u:
                     continue
                 s = u[step]
-                what = {"add": f"added {s['added']}", "change": f"changed {s['changed']}"}.get(
-                    step, f"removed {s.get('removed')}"
+                what = {"add": f"added {s['added']}", "remove": f"removed {s.get('removed')}"}.get(
+                    step, f"changed {s['changed']}"
                 )
                 mode = f", {s['write_mode']} write" if s.get("write_mode") else ""
                 lines.append(
