@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -249,7 +250,11 @@ def build_one(out: Path, size: int, threshold: int, corpus: bool) -> None:
         chunker=chunker, files={d: {"sha256": "0", "key": keys.get(d, "0"), "chunks": 0} for d in documents},
     )  # fmt: skip
     for c in chunks:
-        manifest.files[c.doc]["chunks"] += 1
+        entry = manifest.files[c.doc]
+        entry["chunks"] += 1
+        # What the builder's report reads of a file without reading its chunks (assistant.index.builder._file_stats).
+        entry["tokens"] = entry.get("tokens", 0) + c.tokens
+        entry["max_tokens"] = max(entry.get("max_tokens", 0), c.tokens)
     write_index(work / "index", manifest, documents, chunks, vectors, sentences, [()] * size, lexical=lexical,
                 ann_threshold=threshold)  # fmt: skip
     finished = time.perf_counter()
@@ -365,42 +370,65 @@ def serve_one(out: Path, size: int) -> None:
 
 
 def update_one(out: Path, size: int, threshold: int) -> None:
-    """Add one real corpus document, then change one synthetic document, each with the real builder and model."""
+    """Add one real corpus document, change one synthetic document, remove the added one, then the same change of
+    another document written whole (a compaction: what an update costs when assistant.index.update falls back to a
+    full build). Each with the real builder and model, on a copy of the built index (so the step can be rerun)."""
     from assistant.config import Settings
+    from assistant.index import update
     from assistant.index.builder import build_index
     from assistant.index.embedder import create_embedder
     from assistant.index.store import load_index
 
     work = out / f"n{size}"
+    copy = work / "update-copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    copy.mkdir()
+    shutil.copytree(work / "corpus", copy / "corpus")
+    shutil.copytree(work / "index", copy / "index")
     real = Settings.from_env()
-    settings = Settings.from_env(corpus_dir=work / "corpus", index_dir=work / "index", ann_threshold=threshold)
+    settings = Settings.from_env(corpus_dir=copy / "corpus", index_dir=copy / "index", ann_threshold=threshold)
     anon = AnonPeak()
     embedder = create_embedder(settings)
     embedder.embed_documents(["warm up"])  # model load is not the update's cost
-    steps = {}
+    steps: dict[str, Any] = {}
     added = sorted(p for p in real.corpus_dir.iterdir() if p.suffix == ".txt")[0]
-    shutil.copy(added, settings.corpus_dir / added.name)
     changed = settings.corpus_dir / "synthetic-000000.txt"
+    other = settings.corpus_dir / "synthetic-000001.txt"
+    default_fraction = update.COMPACT_FRACTION
+
+    def compact() -> None:
+        update.COMPACT_FRACTION = -1.0  # any garbage at all: the builder writes the whole index
+        other.write_text(other.read_text() + "\n\nA new closing paragraph on visas.\n")
+
     for step, act in (
-        ("add", lambda: None),
+        ("add", lambda: shutil.copy(added, settings.corpus_dir / added.name)),
         ("change", lambda: changed.write_text(changed.read_text() + "\n\nA new closing paragraph on visas.\n")),
+        ("remove", lambda: (settings.corpus_dir / added.name).unlink()),
+        ("compact", compact),
     ):
         act()
         started = time.perf_counter()
+        rss_before = _peak_rss_mb()
         report = build_index(settings, embedder)
         seconds = time.perf_counter() - started
+        update.COMPACT_FRACTION = default_fraction
         info = load_index(settings.index_dir).manifest.vector_index
         steps[step] = {
             "seconds": round(seconds, 2),
             "embedded_chunks": report.embedded_chunks,
             "chunks": report.chunks,
             "stages_s": report.timings,
+            "write_mode": report.write_mode, "full_reason": report.full_reason,
             "ann_training": info.get("training", info["kind"]),
-            "added": report.added, "changed": report.changed, "unchanged_documents": len(report.unchanged),
+            "added": report.added, "changed": report.changed, "removed": report.removed,
+            "unchanged_documents": len(report.unchanged),
+            "peak_rss_mb_after": round(_peak_rss_mb()), "peak_rss_mb_before": round(rss_before),
         }  # fmt: skip
+        print(f"[{time.strftime('%H:%M:%S')}] update {step}: {steps[step]}", flush=True)
     steps["peak_rss_mb"] = round(_peak_rss_mb())
     steps["peak_anon_mb"] = anon.stop()
     (work / "update.json").write_text(json.dumps(steps, indent=1))
+    shutil.rmtree(copy, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- BM25 alone: exact against capped postings
@@ -503,15 +531,21 @@ def write_report(out: Path, rows: list[dict], timing: dict[str, float]) -> None:
         if u:
             lines += ["", f"Incremental update of the {r['chunks']}-chunk index with the real builder and model "
                       "(assistant.index.builder.build_index):"]  # fmt: skip
-            for step in ("add", "change"):
+            for step in ("add", "change", "remove", "compact"):
+                if step not in u:
+                    continue
                 s = u[step]
-                what = f"added {s['added']}" if step == "add" else f"changed {s['changed']}"
+                what = {"add": f"added {s['added']}", "remove": f"removed {s.get('removed')}"}.get(
+                    step, f"changed {s['changed']}"
+                )
+                mode = f", {s['write_mode']} write" if s.get("write_mode") else ""
                 lines.append(
                     f"- {step}: {what}: {s['seconds']} s, {s['embedded_chunks']} chunks embedded of "
-                    f"{s['chunks']}, ANN {s['ann_training']}; stages (s): "
+                    f"{s['chunks']}{mode}, ANN {s['ann_training']}; stages (s): "
                     + ", ".join(f"{k} {v}" for k, v in s["stages_s"].items())
                 )
-            lines.append(f"- peak memory of the updating process: {u['peak_rss_mb']} MB")
+            anon = f" ({u['peak_anon_mb']} MB anonymous)" if u.get("peak_anon_mb") else ""
+            lines.append(f"- peak memory of the updating process (model loaded): {u['peak_rss_mb']} MB{anon}")
     lines += ["", "Targets at 10^6 chunks: hybrid p95 <= 50 ms, recall@10 >= 0.95, peak memory <= 8 GB, load <= 5 s."]
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     import matplotlib

@@ -89,3 +89,42 @@ def test_the_build_stores_bm25_and_the_load_uses_it(settings, embedder) -> None:
     data = load_index(settings.index_dir, expect_fingerprint=embedder.fingerprint)
     assert data.lexical is not None and data.lexical.num_docs == len(data.chunks)
     assert {"bm25.json", "bm25_data.npy"} <= set(data.manifest.artifacts)
+
+
+def _postings(index: LexicalIndex) -> dict[tuple[str, int], float]:
+    words = sorted(index.vocab, key=index.vocab.__getitem__)
+    out = {}
+    for t, word in enumerate(words):
+        for j in range(int(index.indptr[t]), int(index.indptr[t + 1])):
+            out[(word, int(index.indices[j]))] = float(index.data[j])
+    return out
+
+
+def test_an_updated_index_scores_every_posting_as_a_fresh_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.index import lexical
+    from assistant.index.update import plan_rows
+
+    monkeypatch.setattr(lexical, "POSTING_CAP", 8)  # long posting lists are re-sorted by impact after an update
+    rng = np.random.default_rng(11)
+    words = [*" ".join(TEXTS).split(), "Relocations", "zeppelins", "visa", "visas", "the"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(0, 25)))) for _ in range(120)]
+    new = [" ".join(rng.choice([*words, "brandnew"], size=int(rng.integers(1, 25)))) for _ in range(9)]
+    index = LexicalIndex.build(texts)
+    plan = plan_rows(len(texts), rng.choice(len(texts), size=14, replace=False), len(new))
+    updated = index.updated(plan.remap, new, plan.rows)
+    final = [""] * plan.count
+    for row, text in enumerate(texts):
+        if plan.remap[row] >= 0:
+            final[plan.remap[row]] = text
+    for row, text in zip(plan.rows.tolist(), new, strict=True):
+        final[row] = text
+    fresh = LexicalIndex.build(final)
+    got, want = _postings(updated), _postings(fresh)
+    assert got == want  # the same (term, chunk) postings with the same float32 score, to the bit
+    assert updated.num_docs == fresh.num_docs and np.array_equal(updated.doc_len, fresh.doc_len)
+    for query in [*QUERIES, "brandnew visas", "zeppelins relocated"]:
+        np.testing.assert_allclose(updated.scores(query, cap=None), fresh.scores(query, cap=None), rtol=1e-6)
+    for t in range(len(updated.vocab)):  # a capped query reads the best postings of a long list first
+        a, b = int(updated.indptr[t]), int(updated.indptr[t + 1])
+        if b - a > lexical.POSTING_CAP:
+            assert (np.diff(updated.data[a:b]) <= 0).all()

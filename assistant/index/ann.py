@@ -81,7 +81,9 @@ def build_vector_index(
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # building: use every core
     try:
         rng = np.random.default_rng(seed)
-        reuse = changed is not None and reusable(previous, previous_info or {}, n, changed)
+        # Changes add up across builds that keep the training (incremental updates too: assistant.index.update).
+        since = (changed or 0) + int((previous_info or {}).get("changed_since_training", 0))
+        reuse = changed is not None and reusable(previous, previous_info or {}, n, since)
         index: Any
         if reuse:
             index = faiss.clone_index(previous)
@@ -125,6 +127,7 @@ def build_vector_index(
         "threshold": threshold,
         "train_add_s": round(trained_s, 2),
         "training": "reused from the previous build" if reuse else "trained",
+        "changed_since_training": since if reuse else 0,
     }
 
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -25,6 +26,7 @@ from assistant.index.store import (
     sentence_offsets,
     write_index,
 )
+from assistant.index.update import full_build_reason, update_index
 from assistant.index.vectors import CHUNK_VECTORS, ChunkVectors
 from assistant.ingest.chunker import ChunkerSettings, embedding_text
 from assistant.ingest.loaders import LoadError, file_sha256
@@ -57,6 +59,10 @@ class BuildReport:
     embedded_sentences: int = 0
     seconds: float = 0.0
     wrote: bool = False
+    # How the build was written: "full" (every chunk written) or "incremental" (assistant.index.update: only the
+    # changed documents' rows); `full_reason` says why a build that had a previous one was written in full.
+    write_mode: str = ""
+    full_reason: str = ""
     mean_tokens: float = 0.0
     max_tokens: int = 0
     # Seconds per stage: "tokenise" (read, chunk, count word pieces), "encode_sentences" (and pool chunk vectors),
@@ -153,23 +159,20 @@ def _build_locked(
         and all(old_files[name].get("key") == key for name, (_, key) in keys.items())
     ):
         report.unchanged = sorted(keys)
-        _fill_counts(report, previous.chunks, len(previous.documents))
-        report.flagged = _flagged(previous.chunks)
+        _fill_counts(report, old_files)
         report.seconds = time.perf_counter() - started
         return report
 
     stage_started = time.perf_counter()
-    documents: dict[str, Document] = {}
-    chunks: list[Chunk] = []
-    old_vectors, old_sentences = _vectors_by_doc(previous) if previous else ({}, {})
+    documents: dict[str, Document] = {}  # the new and changed documents (a full build adds the unchanged ones)
+    fresh: dict[str, list[Chunk]] = {}
     new_chunks: list[Chunk] = []
     file_entries: dict[str, dict[str, object]] = {}
     for done, (name, (path, key)) in enumerate(sorted(keys.items()), start=1):
         tick("files", done - 1, len(keys))
         if previous is not None and old_files.get(name, {}).get("key") == key and name in previous.documents:
-            documents[name] = previous.documents[name]
-            doc_chunks = _previous_chunks(previous, name)
-            chunks.extend(doc_chunks)
+            # Nothing of an unchanged document is read here: an incremental update never touches its rows.
+            file_entries[name] = dict(old_files[name])
             report.unchanged.append(name)
         else:
             try:
@@ -179,10 +182,10 @@ def _build_locked(
                 continue
             report.warnings.extend(ingested.warnings)
             documents[name] = ingested.document
-            chunks.extend(ingested.chunks)
+            fresh[name] = ingested.chunks
             new_chunks.extend(ingested.chunks)
             (report.changed if name in old_files else report.added).append(name)
-        file_entries[name] = {"sha256": documents[name].sha256, "key": key, "chunks": 0}
+            file_entries[name] = {"sha256": ingested.document.sha256, "key": key, **_file_stats(name, ingested.chunks)}
     tick("files", len(keys), len(keys))
     report.removed = sorted(set(old_files) - set(keys))
 
@@ -202,31 +205,8 @@ def _build_locked(
     tick("parse", 1, 1)
     # With a worker this is only the wait for it after the embedding (its own time overlaps the encode stage).
     stage_started = _lap(report, "parse", stage_started)
-    old_values = _values_by_doc(previous) if previous else {}
     report.embedded_chunks = len(new_chunks)
     report.embedded_sentences = embedded.distinct_sentences
-    by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
-    matrix = np.zeros((len(chunks), embedder.dimension), dtype=np.float32)
-    offsets = sentence_offsets(chunks)
-    sentence_matrix = np.zeros((int(offsets[-1]), embedder.dimension), dtype=np.float16)
-    values: list[tuple[Value, ...]] = []
-    old_value_rows = {name: iter(rows) for name, rows in old_values.items()}
-    old_rows = {name: iter(vec) for name, vec in old_vectors.items()}
-    old_sentence_rows = {name: iter(vec) for name, vec in old_sentences.items()}
-    for row, chunk in enumerate(chunks):
-        rows = slice(int(offsets[row]), int(offsets[row + 1]))
-        if chunk.doc in report.unchanged:
-            matrix[row] = next(old_rows[chunk.doc])
-            for r in range(rows.start, rows.stop):
-                sentence_matrix[r] = next(old_sentence_rows[chunk.doc])
-            values.append(next(old_value_rows[chunk.doc]))
-        else:
-            i = by_id[chunk.chunk_id + chunk.doc]
-            matrix[row] = embedded.chunks[i]
-            values.append(tuple(new_values[i]))
-            sentence_matrix[rows] = embedded.sentences_of(i)
-        file_entries[chunk.doc]["chunks"] = int(file_entries[chunk.doc]["chunks"]) + 1  # type: ignore[call-overload]
-
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         created_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -237,17 +217,81 @@ def _build_locked(
         files={name: dict(entry) for name, entry in file_entries.items()},
         build_seconds=round(time.perf_counter() - started, 3),
     )
+    drop = sorted(set(old_files) - set(report.unchanged))  # removed, changed, or now refused (skipped)
+    if previous is not None:
+        report.full_reason = full_build_reason(
+            previous, drop_docs=drop, new_chunks=len(new_chunks), new_sentences=len(embedded.sentence_rows),
+            threshold=settings.ann_threshold,
+        )  # fmt: skip
+    if previous is not None and not report.full_reason:
+        # Only the changed documents' rows are written (assistant.index.update); the rest is copied as bytes.
+        update_index(settings.index_dir, previous, manifest, drop_docs=drop, documents=documents, chunks=new_chunks,
+                     vectors=embedded.chunks, sentence_vectors=embedded.unique[embedded.sentence_rows],
+                     values=[tuple(v) for v in new_values], lexical_texts=[embedding_text(c) for c in new_chunks],
+                     timings=report.timings)  # fmt: skip
+        report.write_mode = "incremental"
+    else:
+        _write_full(settings, manifest, previous, report, documents, fresh, new_chunks, embedded, new_values)
+        report.write_mode = "full"
+    report.wrote = True
+    _fill_counts(report, manifest.files)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _write_full(
+    settings: Settings,
+    manifest: Manifest,
+    previous: IndexData | None,
+    report: BuildReport,
+    documents: dict[str, Document],
+    fresh: dict[str, list[Chunk]],
+    new_chunks: list[Chunk],
+    embedded: ChunkVectors,
+    new_values: Sequence[Sequence[Value]],
+) -> None:
+    """Assemble every chunk (the unchanged ones decoded from the previous build) and write a whole build."""
     stage_started = time.perf_counter()
+    chunks: list[Chunk] = []
+    doc_rows: dict[str, np.ndarray] = {}  # an unchanged document's rows in the previous build, in its order
+    for name in sorted(manifest.files):
+        if name in fresh:
+            chunks.extend(fresh[name])
+        elif previous is not None:
+            documents[name] = previous.documents[name]
+            doc_rows[name], doc_chunks = _previous_chunks(previous, name)
+            chunks.extend(doc_chunks)
+    documents = {name: documents[name] for name in sorted(documents)}
+    unchanged = set(report.unchanged)
+    old_vectors, old_sentences = _vectors_by_doc(previous, doc_rows) if previous else ({}, {})
+    old_values = _values_by_doc(previous, doc_rows) if previous else {}
+    dimension = manifest.dimension
+    by_id = {c.chunk_id + c.doc: i for i, c in enumerate(new_chunks)}
+    matrix = np.zeros((len(chunks), dimension), dtype=np.float32)
+    offsets = sentence_offsets(chunks)
+    sentence_matrix = np.zeros((int(offsets[-1]), dimension), dtype=np.float16)
+    values: list[tuple[Value, ...]] = []
+    old_value_rows = {name: iter(rows) for name, rows in old_values.items()}
+    old_rows = {name: iter(vec) for name, vec in old_vectors.items()}
+    old_sentence_rows = {name: iter(vec) for name, vec in old_sentences.items()}
+    for row, chunk in enumerate(chunks):
+        rows = slice(int(offsets[row]), int(offsets[row + 1]))
+        if chunk.doc in unchanged:
+            matrix[row] = next(old_rows[chunk.doc])
+            for r in range(rows.start, rows.stop):
+                sentence_matrix[r] = next(old_sentence_rows[chunk.doc])
+            values.append(next(old_value_rows[chunk.doc]))
+        else:
+            i = by_id[chunk.chunk_id + chunk.doc]
+            matrix[row] = embedded.chunks[i]
+            values.append(tuple(new_values[i]))
+            sentence_matrix[rows] = embedded.sentences_of(i)
+    stage_started = _lap(report, "assemble", stage_started)
     lexical = LexicalIndex.build([embedding_text(c) for c in chunks])
     stage_started = _lap(report, "bm25", stage_started)
     write_index(settings.index_dir, manifest, documents, chunks, matrix, sentence_matrix, values, lexical=lexical,
                 ann_threshold=settings.ann_threshold, reuse_from=previous, changed=len(new_chunks))  # fmt: skip
     _lap(report, "write", stage_started)
-    report.wrote = True
-    _fill_counts(report, chunks, len(documents))
-    report.flagged = _flagged(chunks)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 def _load_previous(settings: Settings, embedder: Embedder, report: BuildReport) -> IndexData | None:
@@ -262,8 +306,10 @@ def _load_previous(settings: Settings, embedder: Embedder, report: BuildReport) 
         return None
 
 
-def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The previous build's chunk vectors and sentence vectors, grouped by document (in chunk order)."""
+def _vectors_by_doc(
+    previous: IndexData, doc_rows: dict[str, np.ndarray]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The previous build's chunk vectors and sentence vectors of these documents' rows (in the rows' order)."""
     total = previous.vectors.ntotal
     if previous.manifest.vector_index.get("kind", "flat") != "flat":
         import faiss
@@ -273,34 +319,31 @@ def _vectors_by_doc(previous: IndexData) -> tuple[dict[str, np.ndarray], dict[st
     chunk_rows: dict[str, np.ndarray] = {}
     sentence_rows: dict[str, np.ndarray] = {}
     offsets = previous.sentence_offsets
-    for doc, rows in _rows_by_doc(previous).items():
+    # After an incremental update a chunk's sentences start where sentence_starts says, not at its offset.
+    first = previous.sentence_starts if previous.sentence_starts is not None else offsets[:-1]
+    for doc, rows in doc_rows.items():
         chunk_rows[doc] = all_vectors[rows]
         # Every sentence row of these chunks, in order, as one index array (not a slice per chunk).
         sizes = offsets[rows + 1] - offsets[rows]
-        starts = np.repeat(offsets[rows] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        starts = np.repeat(first[rows] - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
         sentence_rows[doc] = np.asarray(previous.sentence_vectors[starts + np.arange(int(sizes.sum()))])
     return chunk_rows, sentence_rows
 
 
-def _rows_by_doc(previous: IndexData) -> dict[str, np.ndarray]:
-    # A loaded build knows each row's document from the store's doc column, without decoding the chunks.
-    docs_of = getattr(previous.chunks, "docs", None)
-    docs = docs_of() if docs_of is not None else [c.doc for c in previous.chunks]
-    grouped: dict[str, list[int]] = {}
-    for row, doc in enumerate(docs):
-        grouped.setdefault(doc, []).append(row)
-    return {doc: np.asarray(rows, dtype=np.int64) for doc, rows in grouped.items()}
-
-
-def _previous_chunks(previous: IndexData, name: str) -> list[Chunk]:
+def _previous_chunks(previous: IndexData, name: str) -> tuple[np.ndarray, list[Chunk]]:
+    """An unchanged document's rows and chunks in the previous build, in document order."""
     # A loaded build's chunks come from SQLite (chunkstore): one indexed query, not a scan per document.
-    of_doc = getattr(previous.chunks, "of_doc", None)
-    return of_doc(name) if of_doc is not None else [c for c in previous.chunks if c.doc == name]
+    of_doc = getattr(previous.chunks, "of_doc_rows", None)
+    if of_doc is not None:
+        rows, chunks = of_doc(name)
+        return np.asarray(rows, dtype=np.int64), chunks
+    found = [(row, c) for row, c in enumerate(previous.chunks) if c.doc == name]
+    return np.asarray([r for r, _ in found], dtype=np.int64), [c for _, c in found]
 
 
-def _values_by_doc(previous: IndexData) -> dict[str, list[tuple[Value, ...]]]:
+def _values_by_doc(previous: IndexData, doc_rows: dict[str, np.ndarray]) -> dict[str, list[tuple[Value, ...]]]:
     values = list(previous.values)  # one streamed pass, then picked by row
-    return {doc: [values[r] for r in rows.tolist()] for doc, rows in _rows_by_doc(previous).items()}
+    return {doc: [values[r] for r in rows.tolist()] for doc, rows in doc_rows.items()}
 
 
 def _lap(report: BuildReport, stage: str, since: float) -> float:
@@ -326,9 +369,20 @@ def _flagged(chunks: Sequence[Chunk]) -> dict[str, list[str]]:
     return {doc: list(by_start.values()) for doc, by_start in sorted(found.items())}
 
 
-def _fill_counts(report: BuildReport, chunks: Sequence[Chunk], documents: int) -> None:
-    report.documents = documents
-    report.chunks = len(chunks)
-    if chunks:
-        report.mean_tokens = round(sum(c.tokens for c in chunks) / len(chunks), 1)
-        report.max_tokens = max(c.tokens for c in chunks)
+def _file_stats(name: str, chunks: Sequence[Chunk]) -> dict[str, object]:
+    """What the report says of a file, kept in its manifest entry so later builds need not read its chunks."""
+    return {
+        "chunks": len(chunks),
+        "tokens": sum(c.tokens for c in chunks),
+        "max_tokens": max((c.tokens for c in chunks), default=0),
+        "flagged": _flagged(chunks).get(name, []),
+    }
+
+
+def _fill_counts(report: BuildReport, files: dict[str, dict[str, Any]]) -> None:
+    report.documents = len(files)
+    report.chunks = sum(int(entry.get("chunks", 0)) for entry in files.values())
+    if report.chunks:
+        report.mean_tokens = round(sum(int(entry.get("tokens", 0)) for entry in files.values()) / report.chunks, 1)
+        report.max_tokens = max(int(entry.get("max_tokens", 0)) for entry in files.values())
+    report.flagged = {name: list(entry["flagged"]) for name, entry in sorted(files.items()) if entry.get("flagged")}

@@ -11,7 +11,10 @@ Layout:
         entities/figures (assistant.nlp.encode) as JSON; doc, date and nsent repeat fields of data for queries
         that must not read the texts (search filters, load checks)
     documents(doc_id TEXT PRIMARY KEY, length INTEGER, data TEXT)   data = the Document as JSON
-    meta(key TEXT PRIMARY KEY, value BLOB)   "sentence_offsets": int64 little-endian bytes (chunks + 1 values)
+    meta(key TEXT PRIMARY KEY, value BLOB)   "sentence_spans": int64 little-endian bytes, per chunk row the
+        first and past-the-last row of its sentences in sentences.npy (contiguous and in order after a full
+        build; after an incremental update (assistant.index.update) new chunks' sentences are appended and
+        rows of removed chunks are left unreferenced until the next full build)
 
 Readers open the file read-only and immutable (`mode=ro&immutable=1`: a published build never changes, so
 SQLite takes no locks and never writes beside it). One connection is shared by the Streamlit server's
@@ -26,74 +29,26 @@ against the manifest, the documents against the manifest's files and the sentenc
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 
+from assistant.index.chunkstore_write import FILE as FILE
+from assistant.index.chunkstore_write import _record as _record
+from assistant.index.chunkstore_write import update_store as update_store
+from assistant.index.chunkstore_write import write_store as write_store
 from assistant.index.validate import check_chunk, corrupt, parse_document
-from assistant.nlp import Value, decode, encode
+from assistant.nlp import Value, decode
 from assistant.types import Chunk, Document
 
-FILE = "chunks.sqlite"
 FULL_CHECK_CHUNKS = 20_000  # below this, every record is checked at load (a fraction of a second)
 CACHE_SIZE = 4096
 _BATCH = 2048
-
-
-def write_store(path: Path, documents: Mapping[str, Document], chunks: Sequence[Chunk],
-                values: Sequence[Sequence[Value]], offsets: np.ndarray) -> None:  # fmt: skip
-    """Write the store in one transaction; the caller publishes the directory it is in."""
-    if len(values) != len(chunks):
-        raise ValueError(f"{len(values)} parse rows for {len(chunks)} chunks")
-    path.unlink(missing_ok=True)
-    con = sqlite3.connect(path)
-    try:
-        # A fresh file in a private build directory: no journal needed (a crash discards the directory).
-        con.execute("PRAGMA journal_mode=OFF")
-        con.execute("PRAGMA synchronous=OFF")
-        con.execute("CREATE TABLE chunks(row INTEGER PRIMARY KEY, doc TEXT NOT NULL, date TEXT NOT NULL, "
-                    "nsent INTEGER NOT NULL, data TEXT NOT NULL, vals TEXT NOT NULL)")  # fmt: skip
-        con.execute("CREATE TABLE documents(doc_id TEXT PRIMARY KEY, length INTEGER NOT NULL, data TEXT NOT NULL)")
-        con.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        con.executemany(
-            "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
-            ((row, c.doc, c.date, len(c.sentences), dumps(_record(c)), dumps(encode([list(v)])[0]))
-             for row, (c, v) in enumerate(zip(chunks, values, strict=True))),
-        )  # fmt: skip
-        con.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?)",
-            ((d.doc_id, len(d.text), dumps(asdict(d))) for d in documents.values()),
-        )
-        con.execute("CREATE INDEX chunks_doc ON chunks(doc)")  # the builder's reuse of unchanged documents
-        blob = np.asarray(offsets, dtype="<i8").tobytes()
-        con.execute("INSERT INTO meta VALUES ('sentence_offsets', ?)", (blob,))
-        con.commit()
-    finally:
-        con.close()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _record(c: Chunk) -> dict[str, Any]:
-    """Chunk.to_dict(), written out: dataclasses.asdict recurses through every Sentence and took most of the
-    time of writing 10^5 chunks. tests/test_chunkstore.py checks the two agree."""
-    return {
-        "chunk_id": c.chunk_id, "doc": c.doc, "title": c.title, "date": c.date, "section": c.section,
-        "page": c.page, "text": c.text, "start": c.start, "end": c.end,
-        "sentences": [[s.start, s.end, s.doc_start, s.doc_end] for s in c.sentences],
-        "tokens": c.tokens, "flagged": list(c.flagged),
-    }  # fmt: skip
 
 
 K = TypeVar("K")
@@ -148,6 +103,8 @@ class ChunkStore:
         self.lengths: dict[str, int] = {}
         self.count = 0
         self.offsets = np.zeros(1, dtype=np.int64)
+        self.starts = np.zeros(0, dtype=np.int64)
+        self.sentence_rows_needed = 0
 
     def close(self) -> None:
         with self._lock:
@@ -175,14 +132,20 @@ class ChunkStore:
                 raise corrupt(self.where, f"{name} has another number of chunks than the manifest says")
         if counts:
             raise corrupt(self.where, f"a chunk belongs to unknown document {next(iter(counts))!r}")
-        blob = self.query("SELECT value FROM meta WHERE key = 'sentence_offsets'")
-        if len(blob) != 1 or not isinstance(blob[0][0], bytes) or len(blob[0][0]) != 8 * (count + 1):
-            raise corrupt(self.where, f"{FILE} has no sentence offsets for {count} chunks")
-        offsets = np.frombuffer(blob[0][0], dtype="<i8").astype(np.int64)
-        if offsets[0] != 0 or (np.diff(offsets) < 0).any():
-            raise corrupt(self.where, f"{FILE} has malformed sentence offsets")
-        self.count, self.offsets = int(count), offsets
+        blob = self.query("SELECT value FROM meta WHERE key = 'sentence_spans'")
+        if len(blob) != 1 or not isinstance(blob[0][0], bytes) or len(blob[0][0]) != 16 * count:
+            raise corrupt(self.where, f"{FILE} has no sentence spans for {count} chunks")
+        spans = np.frombuffer(blob[0][0], dtype="<i8").astype(np.int64).reshape(count, 2)
+        sizes = spans[:, 1] - spans[:, 0]
+        if count and (spans.min() < 0 or (sizes < 0).any()):
+            raise corrupt(self.where, f"{FILE} has malformed sentence spans")
+        # offsets: where each chunk's sentences would start in a contiguous build (their count is what matters);
+        # starts: where they are in sentences.npy
+        self.count, self.starts = int(count), spans[:, 0].copy()
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.sentence_rows_needed = int(spans[:, 1].max()) if count else 0
         if count <= FULL_CHECK_CHUNKS:
+            offsets = self.offsets
             for row, chunk in enumerate(ChunkSequence(self)):
                 if len(chunk.sentences) != offsets[row + 1] - offsets[row]:
                     raise corrupt(self.where, f"chunk {chunk.chunk_id!r} has another number of sentences")
@@ -280,8 +243,23 @@ class ChunkSequence(Sequence[Chunk]):
 
     def of_doc(self, doc: str) -> list[Chunk]:
         """One document's chunks, in order (the builder's reuse of an unchanged document): one indexed query."""
+        return self.of_doc_rows(doc)[1]
+
+    def of_doc_rows(self, doc: str) -> tuple[list[int], list[Chunk]]:
+        """One document's rows and chunks, in the document's order."""
         rows = self.store.query("SELECT row, doc, date, nsent, data FROM chunks WHERE doc = ? ORDER BY row", (doc,))
-        return [self.store.chunk_from(*row) for row in rows]
+        # After an incremental update a document's rows need not be in its order (assistant.index.update).
+        found = sorted(
+            ((self.store.chunk_from(*r), r[0]) for r in rows), key=lambda cr: (cr[0].start, cr[0].end, cr[1])
+        )
+        return [r for _, r in found], [c for c, _ in found]
+
+    def rows_of(self, docs: Iterable[str]) -> np.ndarray:
+        """The rows of these documents' chunks, from the doc column (no record is read)."""
+        found: list[int] = []
+        for doc in docs:
+            found.extend(r for (r,) in self.store.query("SELECT row FROM chunks WHERE doc = ?", (doc,)))
+        return np.asarray(sorted(found), dtype=np.int64)
 
     def docs(self) -> list[str]:
         """The document of every row, from the doc column (the builder groups a previous build's rows by it)."""

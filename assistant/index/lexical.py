@@ -27,7 +27,10 @@ import numpy as np
 
 META = "bm25.json"
 ARRAYS = ("bm25_data.npy", "bm25_indices.npy", "bm25_indptr.npy")
-FILES = (META, *ARRAYS)
+# What an incremental update needs to rescore (LexicalIndex.updated): the raw term frequency of each posting, in
+# the order of bm25_data, and each chunk's length in terms. Memory-mapped and never read by queries.
+UPDATE_ARRAYS = ("bm25_tf.npy", "bm25_doclen.npy")
+FILES = (META, *ARRAYS, *UPDATE_ARRAYS)
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"  # bm25s's default (scikit-learn's CountVectorizer pattern)
 K1, B = 1.5, 0.75  # bm25s's defaults, "lucene" scoring
 BUILD_BATCH = 50_000
@@ -49,6 +52,8 @@ class LexicalIndex:
     num_docs: int
     token_pattern: str = TOKEN_PATTERN
     impact_ordered: bool = False  # each term's postings by score, highest first (so a prefix is its best)
+    tf: np.ndarray | None = None  # float32 raw term frequency of each posting (same order as data)
+    doc_len: np.ndarray | None = None  # float32 (num_docs,) terms per document
 
     @classmethod
     def build(cls, texts: Iterable[str], *, batch: int = BUILD_BATCH) -> LexicalIndex:
@@ -61,53 +66,82 @@ class LexicalIndex:
         """
         from bm25s.stopwords import STOPWORDS_EN
 
-        stopwords = frozenset(STOPWORDS_EN)
-        split = re.compile(TOKEN_PATTERN).findall
-        stem = _stemmer().stemWords
-        word_term: dict[str, int] = {}  # word -> id of its stem
-        vocab: dict[str, int] = {}  # stem -> id
+        tokeniser = _Tokeniser(frozenset(STOPWORDS_EN), {})
         parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         lengths: list[np.ndarray] = []
         num_docs = 0
         for group in _batched(texts, batch):
-            words = [[w for w in split(text.lower()) if w not in stopwords] for text in group]
-            new = list({w for doc in words for w in doc if w not in word_term})
-            for word, root in zip(new, stem(new), strict=True):
-                word_term[word] = vocab.setdefault(root, len(vocab))
-            sizes = np.fromiter((len(doc) for doc in words), dtype=np.int64, count=len(words))
-            terms = np.fromiter((word_term[w] for doc in words for w in doc), dtype=np.int64, count=int(sizes.sum()))
-            docs = np.repeat(np.arange(num_docs, num_docs + len(words), dtype=np.int64), sizes)
-            # One key per (document, term), sorted by document then term; its count is the term frequency.
-            keys, counts = np.unique((docs << 32) | terms, return_counts=True)
-            parts.append(
-                ((keys >> 32).astype(np.int32), (keys & 0xFFFFFFFF).astype(np.int32), counts.astype(np.float32))
-            )
+            doc_ids, term_ids, counts, sizes = tokeniser.postings(group, first_doc=num_docs)
+            parts.append((doc_ids, term_ids, counts))
             lengths.append(sizes)
-            num_docs += len(words)
+            num_docs += len(group)
         if not num_docs:
             empty = (np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int64))
-            return cls({}, stopwords, *empty, num_docs=0)
+            return cls({}, tokeniser.stopwords, *empty, num_docs=0, tf=np.zeros(0, np.float32),
+                       doc_len=np.zeros(0, np.float32))  # fmt: skip
         doc_ids = np.concatenate([p[0] for p in parts])
         term_ids = np.concatenate([p[1] for p in parts])
         tf = np.concatenate([p[2] for p in parts])
         del parts
         doc_len = np.concatenate(lengths).astype(np.float32)
-        df = np.bincount(term_ids, minlength=len(vocab))
-        idf = np.log(1 + (num_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        avg = float(doc_len.mean()) or 1.0
-        tf /= K1 * ((1 - B) + B * doc_len[doc_ids] / avg) + tf  # in place: tf becomes the tf component
-        tf *= idf[term_ids]
-        order = np.lexsort((doc_ids, -tf, term_ids))  # by term, then impact (highest first), then document
+        data = _impacts(tf, term_ids, doc_ids, doc_len, len(tokeniser.vocab))
+        order = np.lexsort((doc_ids, -data, term_ids))  # by term, then impact (highest first), then document
+        df = np.bincount(term_ids, minlength=len(tokeniser.vocab))
         del term_ids
         return cls(
-            vocab=vocab,
-            stopwords=stopwords,
-            data=tf[order],
+            vocab=tokeniser.vocab,
+            stopwords=tokeniser.stopwords,
+            data=data[order],
             indices=doc_ids[order],
             indptr=np.concatenate([[0], np.cumsum(df)]).astype(np.int64),
             num_docs=num_docs,
             impact_ordered=True,
+            tf=tf[order],
+            doc_len=doc_len,
         )
+
+    def updated(self, remap: np.ndarray, texts: list[str], rows: np.ndarray) -> LexicalIndex:
+        """This index after an incremental update, scored exactly as `build` would score the new collection.
+
+        `remap` gives each current row its row in the new collection (-1: removed); `texts` are the new chunks
+        and `rows` their rows. Only the new texts are tokenised; the stored term frequencies and lengths of the
+        others are moved with numpy, then every posting is rescored with the new N, df and average length (the
+        statistics of the whole collection change with any document, so every impact does; that is arithmetic
+        over the arrays, not a pass over the texts). Postings keep their order within a term except for terms
+        longer than POSTING_CAP, which are re-sorted by impact so a capped query still reads the best prefix.
+        """
+        if self.tf is None or self.doc_len is None:
+            raise ValueError("this BM25 index has no term frequencies; it cannot be updated")
+        remap = np.asarray(remap, dtype=np.int64)
+        num_docs = int((remap >= 0).sum()) + len(texts)
+        tokeniser = _Tokeniser(self.stopwords, dict(self.vocab))
+        new_docs, new_terms, new_tf, sizes = tokeniser.postings(texts, first_doc=0)
+        new_docs = np.asarray(rows, dtype=np.int64)[new_docs].astype(np.int32)
+        old_terms = np.repeat(np.arange(len(self.vocab), dtype=np.int32), np.diff(np.asarray(self.indptr)))
+        old_docs = remap[np.asarray(self.indices)]
+        keep = old_docs >= 0
+        kept_terms, kept_docs, kept_tf = old_terms[keep], old_docs[keep].astype(np.int32), np.asarray(self.tf)[keep]
+        del old_terms, old_docs, keep
+        # The kept postings are grouped by term already: insert each new one after its term's (linear, no sort).
+        order = np.argsort(new_terms, kind="stable")
+        at = np.searchsorted(kept_terms, new_terms[order], side="right")
+        term_ids = np.insert(kept_terms, at, new_terms[order])
+        doc_ids = np.insert(kept_docs, at, new_docs[order])
+        tf = np.insert(kept_tf, at, new_tf[order])
+        del kept_terms, kept_docs, kept_tf
+        doc_len = np.zeros(num_docs, dtype=np.float32)
+        live = remap >= 0
+        doc_len[remap[live]] = np.asarray(self.doc_len)[live]
+        doc_len[np.asarray(rows, dtype=np.int64)] = sizes
+        data = _impacts(tf, term_ids, doc_ids, doc_len, len(tokeniser.vocab))
+        df = np.bincount(term_ids, minlength=len(tokeniser.vocab))
+        indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+        for t in np.flatnonzero(df > POSTING_CAP).tolist():
+            a, b = int(indptr[t]), int(indptr[t + 1])
+            best = np.lexsort((doc_ids[a:b], -data[a:b]))
+            data[a:b], doc_ids[a:b], tf[a:b] = data[a:b][best], doc_ids[a:b][best], tf[a:b][best]
+        return LexicalIndex(tokeniser.vocab, self.stopwords, data, doc_ids, indptr, num_docs, self.token_pattern,
+                            impact_ordered=True, tf=tf, doc_len=doc_len)  # fmt: skip
 
     def save(self, directory: Path) -> None:
         words = sorted(self.vocab, key=self.vocab.__getitem__)
@@ -120,7 +154,10 @@ class LexicalIndex:
             "impact_ordered": self.impact_ordered,
         }
         (directory / META).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        for name, array in zip(ARRAYS, (self.data, self.indices, self.indptr), strict=True):
+        if self.tf is None or self.doc_len is None:
+            raise ValueError("a BM25 index is saved with its term frequencies (LexicalIndex.build makes them)")
+        arrays = (self.data, self.indices, self.indptr, self.tf, self.doc_len)
+        for name, array in zip((*ARRAYS, *UPDATE_ARRAYS), arrays, strict=True):
             with (directory / name).open("wb") as fh:
                 np.save(fh, array, allow_pickle=False)
 
@@ -130,11 +167,14 @@ class LexicalIndex:
         data, indices, indptr = (
             np.load(directory / name, allow_pickle=False, mmap_mode="r" if mmap else None) for name in ARRAYS
         )
+        tf, doc_len = (np.load(directory / name, allow_pickle=False, mmap_mode="r") for name in UPDATE_ARRAYS)
         vocab = {word: i for i, word in enumerate(meta["vocab"])}
         if len(indptr) != len(vocab) + 1 or len(data) != len(indices) or int(indptr[-1]) != len(data):
             raise ValueError(f"BM25 arrays do not match their vocabulary ({len(vocab)} terms, {len(data)} postings)")
+        if len(tf) != len(data) or len(doc_len) != int(meta["num_docs"]):
+            raise ValueError(f"BM25 term frequencies ({len(tf)}) or lengths ({len(doc_len)}) do not match the index")
         return cls(vocab, frozenset(meta["stopwords"]), data, indices, indptr, int(meta["num_docs"]),
-                   meta["token_pattern"], bool(meta.get("impact_ordered", False)))  # fmt: skip
+                   meta["token_pattern"], bool(meta.get("impact_ordered", False)), tf, doc_len)  # fmt: skip
 
     @cached_property
     def _split(self) -> Any:
@@ -164,6 +204,46 @@ class LexicalIndex:
         docs = np.concatenate([self.indices[a:b] for a, b in spans])
         weights = np.concatenate([self.data[a:b] for a, b in spans])
         return np.bincount(docs, weights=weights, minlength=self.num_docs).astype(np.float32)
+
+
+class _Tokeniser:
+    """Texts to (document, term, count) postings as bm25s tokenises them, growing `vocab` (stem -> term id)."""
+
+    def __init__(self, stopwords: frozenset[str], vocab: dict[str, int]) -> None:
+        self.stopwords = stopwords
+        self.vocab = vocab
+        self.word_term: dict[str, int] = {}  # word -> id of its stem
+        self.split = re.compile(TOKEN_PATTERN).findall
+        self.stem = _stemmer().stemWords
+
+    def postings(self, texts: list[str], *, first_doc: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per posting its document (first_doc + position), term and count, sorted by document then term; and
+        each text's length in terms."""
+        words = [[w for w in self.split(text.lower()) if w not in self.stopwords] for text in texts]
+        new = list({w for doc in words for w in doc if w not in self.word_term})
+        for word, root in zip(new, self.stem(new), strict=True):
+            self.word_term[word] = self.vocab.setdefault(root, len(self.vocab))
+        sizes = np.fromiter((len(doc) for doc in words), dtype=np.int64, count=len(words))
+        terms = np.fromiter((self.word_term[w] for doc in words for w in doc), dtype=np.int64, count=int(sizes.sum()))
+        docs = np.repeat(np.arange(first_doc, first_doc + len(words), dtype=np.int64), sizes)
+        # One key per (document, term), sorted by document then term; its count is the term frequency.
+        keys, counts = np.unique((docs << 32) | terms, return_counts=True)
+        return (keys >> 32).astype(np.int32), (keys & 0xFFFFFFFF).astype(np.int32), counts.astype(np.float32), sizes
+
+
+def _impacts(tf: np.ndarray, term_ids: np.ndarray, doc_ids: np.ndarray, doc_len: np.ndarray, terms: int) -> np.ndarray:
+    """BM25 ("lucene") score of each posting, from the collection's N, df and average length.
+
+    The average is taken in float64 over integer lengths, so it is exact and the same whatever the row order
+    (an updated index and a fresh build of the same chunks then score every posting alike, to the bit).
+    """
+    num_docs = len(doc_len)
+    df = np.bincount(term_ids, minlength=terms)
+    idf = np.log(1 + (num_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    avg = float(doc_len.sum(dtype=np.float64) / num_docs) if num_docs else 1.0
+    out = tf / (K1 * ((1 - B) + B * doc_len[doc_ids] / (avg or 1.0)) + tf)
+    out *= idf[term_ids]
+    return out.astype(np.float32, copy=False)
 
 
 def _batched(texts: Iterable[str], size: int) -> Iterator[list[str]]:

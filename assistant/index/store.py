@@ -13,6 +13,9 @@ Layout of an index directory:
                                 lazily, row by row (assistant.index.chunkstore), so 10^6 chunks load in no time
     builds/<id>/bm25*.{json,npy} the lexical index (assistant.index.lexical), memory-mapped when loaded
 
+A build is either written whole (write_index) or made from the previous build by an incremental update
+(assistant.index.update: copy, patch the rows of the documents that changed, publish the same way).
+
 A build is written into its own directory and only then published by replacing CURRENT, so a crash or
 Ctrl-C mid-build leaves the previous index usable. After publishing, builds older than the previous one are
 removed: the previous build stays, so a reader that read CURRENT just before the switch can still load it
@@ -44,7 +47,9 @@ from assistant.nlp import Value
 from assistant.types import Chunk, Document
 
 # 4: chunks, parse values and documents in chunks.sqlite (was chunks.json, parse.json, documents.json).
-FORMAT_VERSION = 4
+# 5: incremental updates (assistant.index.update): sentence spans per chunk instead of cumulative offsets, the
+#    BM25 term frequencies and lengths (bm25_tf.npy, bm25_doclen.npy).
+FORMAT_VERSION = 5
 CURRENT = "CURRENT"
 BUILDS = "builds"
 ARTIFACTS = ("vectors.faiss", "sentences.npy", chunkstore.FILE)
@@ -53,8 +58,9 @@ DEFAULT_ANN_THRESHOLD = 50_000
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
 # np.load parses each .npy header with ast.literal_eval; CPython 3.11 can raise "SystemError: AST constructor
 # recursion depth mismatch" when two threads parse at once (seen in tests/robustness/test_concurrency.py: a
-# reader loading while a build loads the previous index). Loads serialise their header reads here.
-_NPY_HEADER_LOCK = threading.Lock()
+# reader loading while a build loads the previous index, or while an update appends to sentences.npy).
+# Every .npy header read in the package holds this lock.
+NPY_HEADER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -88,9 +94,16 @@ class IndexData:
     sentence_offsets: np.ndarray  # (chunks + 1,) start row of each chunk's sentences
     values: Sequence[tuple[Value, ...]] = field(default_factory=list)  # per chunk: entities/figures, bindings
     lexical: Any = None  # LexicalIndex stored with the build (None for a build written without one)
+    # Where each chunk's sentences start in sentence_vectors when they are not contiguous in chunk order (a build
+    # made by an incremental update); None: sentence_offsets[i].
+    sentence_starts: np.ndarray | None = None
 
     def sentence_rows(self, chunk_index: int) -> slice:
-        return slice(int(self.sentence_offsets[chunk_index]), int(self.sentence_offsets[chunk_index + 1]))
+        start, end = int(self.sentence_offsets[chunk_index]), int(self.sentence_offsets[chunk_index + 1])
+        if self.sentence_starts is None:
+            return slice(start, end)
+        first = int(self.sentence_starts[chunk_index])
+        return slice(first, first + end - start)
 
 
 def sentence_offsets(chunks: Sequence[Chunk]) -> np.ndarray:
@@ -124,12 +137,7 @@ def write_index(
 
     from assistant.index.ann import build_vector_index
 
-    builds = index_dir / BUILDS
-    builds.mkdir(parents=True, exist_ok=True)
-    build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-    tmp = builds / f".tmp-{build_id}"
-    tmp.mkdir()
-    previous = _pointed_build(index_dir)
+    tmp, build_id = new_build_dir(index_dir)
     try:
         index, manifest.vector_index = build_vector_index(
             vectors.reshape(-1, manifest.dimension), threshold=ann_threshold, changed=changed,
@@ -145,18 +153,37 @@ def write_index(
         if lexical is not None:
             lexical.save(tmp)
             names += LEXICAL_FILES
-        manifest.artifacts = {name: _checksum(tmp / name) for name in names}
-        _write_json(tmp / "manifest.json", asdict(manifest))
-        _fsync_dir(tmp)
-        final = builds / build_id
-        os.replace(tmp, final)
-        pointer = index_dir / f".{CURRENT}.{build_id}"
-        _write_json(pointer, {"build": build_id})
-        os.replace(pointer, index_dir / CURRENT)  # the atomic switch
-        _fsync_dir(index_dir)
+        return publish(index_dir, tmp, build_id, manifest, names)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def new_build_dir(index_dir: Path) -> tuple[Path, str]:
+    """A private directory for a build being written, and the id it will be published under."""
+    builds = index_dir / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
+    build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    tmp = builds / f".tmp-{build_id}"
+    tmp.mkdir()
+    return tmp, build_id
+
+
+def publish(index_dir: Path, tmp: Path, build_id: str, manifest: Manifest, names: Sequence[str]) -> Path:
+    """Checksum the artifacts `names` in `tmp` into the manifest, then make `tmp` the current build atomically.
+
+    The caller removes `tmp` when this raises. Builds older than the previous one are removed afterwards.
+    """
+    previous = _pointed_build(index_dir)
+    manifest.artifacts = {name: _checksum(tmp / name) for name in names}
+    _write_json(tmp / "manifest.json", asdict(manifest))
+    _fsync_dir(tmp)
+    final = index_dir / BUILDS / build_id
+    os.replace(tmp, final)
+    pointer = index_dir / f".{CURRENT}.{build_id}"
+    _write_json(pointer, {"build": build_id})
+    os.replace(pointer, index_dir / CURRENT)  # the atomic switch
+    _fsync_dir(index_dir)
     _remove_stale_builds(index_dir, keep={build_id, previous})
     return final
 
@@ -202,7 +229,8 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
             f"{expect_fingerprint}. {REBUILD_HINT}"
         )
     # Only names this code writes: a tampered manifest must not make the loader read other paths.
-    for name in dict.fromkeys([*ARTIFACTS, *(n for n in manifest.artifacts if n in LEXICAL_FILES)]):
+    lexical_names = LEXICAL_FILES if LEXICAL_FILES[0] in manifest.artifacts else ()
+    for name in dict.fromkeys([*ARTIFACTS, *lexical_names]):
         expected = manifest.artifacts.get(name)
         path = build_dir / name
         if expected is None or not path.is_file():
@@ -221,7 +249,7 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
     documents = chunkstore.DocumentMapping(store)
     try:
         vectors = configure_loaded(faiss.read_index(str(build_dir / "vectors.faiss")), manifest.vector_index)
-        with _NPY_HEADER_LOCK:
+        with NPY_HEADER_LOCK:
             sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
             lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
@@ -234,10 +262,14 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
             f"{len(chunks)} chunks, manifest says {manifest.chunk_count} of dimension {manifest.dimension}). "
             f"{REBUILD_HINT}"
         )
-    offsets = store.offsets
-    if sentence_vectors.dtype not in (np.float16, np.float32) or sentence_vectors.shape != (
-        int(offsets[-1]),
-        manifest.dimension,
+    offsets, starts = store.offsets, store.starts
+    contiguous = bool(np.array_equal(starts, offsets[:-1]))
+    if (
+        sentence_vectors.dtype not in (np.float16, np.float32)
+        or sentence_vectors.ndim != 2
+        or sentence_vectors.shape[1] != manifest.dimension
+        or sentence_vectors.shape[0] < store.sentence_rows_needed
+        or (contiguous and sentence_vectors.shape[0] != int(offsets[-1]))
     ):
         store.close()
         raise IndexCorruptError(
@@ -249,7 +281,8 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
         raise IndexCorruptError(
             f"The index in {index_dir} has a BM25 index of {lexical.num_docs} chunks for {len(chunks)}. {REBUILD_HINT}"
         )
-    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, values, lexical)
+    return IndexData(manifest, documents, chunks, vectors, build_dir, sentence_vectors, offsets, values, lexical,
+                     None if contiguous else starts)  # fmt: skip
 
 
 def _pointed_build(index_dir: Path) -> str | None:

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from assistant import Assistant, Settings
 from assistant.errors import IndexCorruptError, IndexMissingError
 from assistant.index.builder import build_index
+from assistant.index.store import load_index
 from tests.conftest import KeywordEmbedder
 
 HINT = "assistant index --rebuild"
@@ -74,13 +76,23 @@ def _run_sql(path: Path, sql: str, args: tuple[Any, ...] = ()) -> None:
     _reseal(path)
 
 
-@pytest.fixture
-def built(settings: Settings, embedder: KeywordEmbedder) -> Settings:
+@pytest.fixture(params=["full", "updated"])
+def built(settings: Settings, embedder: KeywordEmbedder, request: pytest.FixtureRequest) -> Settings:
+    """A whole build, or one made by an incremental update (assistant.index.update: rows moved, spans apart)."""
+    if request.param == "updated":
+        for i in range(6):
+            (settings.corpus_dir / f"note{i}.txt").write_text(f"Note {i}: {i} officers deployed.\n", encoding="utf-8")
     build_index(settings, embedder)
+    if request.param == "updated":
+        (settings.corpus_dir / "note0.txt").unlink()
+        (settings.corpus_dir / "note2.txt").write_text("Note 2, changed: screening starts.\n", encoding="utf-8")
+        assert build_index(settings, embedder).write_mode == "incremental"
+        assert load_index(settings.index_dir).sentence_starts is not None
     return settings
 
 
-ARTIFACTS = ["manifest.json", "vectors.faiss", "sentences.npy", "chunks.sqlite", "bm25_data.npy", "bm25.json"]
+ARTIFACTS = ["manifest.json", "vectors.faiss", "sentences.npy", "chunks.sqlite", "bm25_data.npy", "bm25.json",
+             "bm25_indices.npy", "bm25_indptr.npy", "bm25_tf.npy", "bm25_doclen.npy"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ARTIFACTS)
@@ -180,6 +192,28 @@ STORE_EDITS: list[Any] = [
     pytest.param("DELETE FROM meta", id="offsets-missing"),
     pytest.param("DROP TABLE documents", id="table-dropped"),
 ]
+
+
+SPAN_EDITS: list[Any] = [
+    pytest.param(lambda spans, rows: spans + rows, id="past-the-end"),
+    pytest.param(lambda spans, rows: spans[:, ::-1].copy(), id="reversed"),
+    pytest.param(lambda spans, rows: spans - rows - 1, id="negative"),
+    pytest.param(lambda spans, rows: np.stack([spans[:, 0], spans[:, 1] + 1], axis=1), id="one-sentence-more"),
+]
+
+
+@pytest.mark.parametrize("edit", SPAN_EDITS)
+def test_edited_sentence_spans_with_a_recomputed_checksum_are_refused(
+    built: Settings, embedder: KeywordEmbedder, edit: Any
+) -> None:
+    path = _build_dir(built) / "chunks.sqlite"
+    con = sqlite3.connect(path)
+    (blob,) = con.execute("SELECT value FROM meta WHERE key = 'sentence_spans'").fetchone()
+    con.close()
+    rows = np.load(_build_dir(built) / "sentences.npy").shape[0]
+    spans = edit(np.frombuffer(blob, dtype="<i8").reshape(-1, 2), rows)
+    _run_sql(path, "UPDATE meta SET value = ? WHERE key = 'sentence_spans'", (spans.astype("<i8").tobytes(),))
+    assert HINT in _refused(built, embedder)
 
 
 @pytest.mark.parametrize("sql", STORE_EDITS)
