@@ -4,7 +4,7 @@
 
 Reuses a built index (its chunks, sentence vectors, BM25 and settings) and swaps in, in turn: each chunk encoded
 whole by the embedding model (`embedding_text`, what builds did before), and its sentence vectors summed with
-weights length ** p for several p (p = 0, the plain mean, is what builds do). Prints hybrid and dense recall@1/@5
+weights length ** p for several p (builds use POOL_POWER). Prints hybrid and dense recall@1/@5
 and MRR@10, then chooses p by MRR@10 out of sample: leave one document out (a question belongs to the document
 of its evidence's chunk). Retrieval only; answer accuracy per variant needs `assistant train --cv` on an index
 built that way.
@@ -21,6 +21,7 @@ import numpy as np
 from assistant import Assistant, Settings
 from assistant.evaluation.gold import GoldQuestion, load_gold
 from assistant.evaluation.metrics import first_relevant_rank, mrr_at, recall_at
+from assistant.index.vectors import POOL_POWER
 from assistant.ingest.chunker import embedding_text
 
 POWERS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -57,7 +58,7 @@ def main() -> None:
     assistant = Assistant.load(settings=settings)
     variants = {"encoded whole": assistant.embedder.embed_documents([embedding_text(c) for c in assistant.data.chunks])}
     for p in POWERS:
-        variants[f"pooled, p={p}" + (" (default: mean)" if p == 0 else "")] = pooled(assistant, p)
+        variants[f"pooled, p={p}" + (" (default)" if p == POOL_POWER else "")] = pooled(assistant, p)
     results = {n: {m: ranks(assistant, v, questions, m) for m in ("hybrid", "dense")} for n, v in variants.items()}
     print(f"{'chunk vectors':26} {'hybrid R@1':>10} {'R@5':>6} {'MRR':>6} {'dense R@1':>10} {'R@5':>6} {'MRR':>6}")
     for name, by_mode in results.items():

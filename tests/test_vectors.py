@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from assistant.index import vectors
-from assistant.index.vectors import ChunkVectors
+from assistant.index.vectors import POOL_POWER, ChunkVectors
 from assistant.ingest.chunker import embedding_text
 from assistant.types import Chunk, Sentence
 from tests.conftest import KeywordEmbedder
@@ -26,12 +26,13 @@ def _progress(stage: str, done: int, total: int) -> None:
     pass
 
 
-def test_a_chunk_vector_is_the_mean_of_its_sentence_vectors_normalised() -> None:
+def test_a_chunk_vector_is_its_sentences_weighted_by_length_and_normalised() -> None:
     embedder = KeywordEmbedder()
     chunk = _chunk("a", ["Frontex returned people.", "The budget of the action is large and was agreed in May."])
     pooled = ChunkVectors(embedder, [chunk], _progress)
     sentence_vectors = embedder.embed_documents([chunk.sentence_text(s) for s in chunk.sentences])
-    expected = sentence_vectors.mean(0)
+    weights = np.array([(s.end - s.start) ** POOL_POWER for s in chunk.sentences], dtype=np.float32)
+    expected = (sentence_vectors * weights[:, None]).sum(0)
     expected /= np.linalg.norm(expected)
     assert pooled.chunks.shape == (1, embedder.dimension)
     np.testing.assert_allclose(pooled.chunks[0], expected, atol=2e-3)  # sentence vectors are kept as float16
