@@ -12,6 +12,8 @@ Layout of an index directory:
                                 documents' metadata and clean text (for verbatim quotes): one SQLite file read
                                 lazily, row by row (assistant.index.chunkstore), so 10^6 chunks load in no time
     builds/<id>/bm25*.{json,npy} the lexical index (assistant.index.lexical), memory-mapped when loaded
+    builds/<id>/terms.json, chunk_ids.npy, chunk_rows.npy   the answerer's term frequencies and chunk-id lookup
+                                (assistant.index.termstats), so answering needs no pass over the chunks at load
 
 A build is written into its own directory and only then published by replacing CURRENT, so a crash or
 Ctrl-C mid-build leaves the previous index usable. After publishing, builds older than the previous one are
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexCorruptError, IndexMissingError
-from assistant.index import chunkstore
+from assistant.index import chunkstore, termstats
 from assistant.index.lexical import FILES as LEXICAL_FILES
 from assistant.index.lexical import LexicalIndex
 from assistant.index.validate import check_manifest, read_json
@@ -145,6 +147,7 @@ def write_index(
         if lexical is not None:
             lexical.save(tmp)
             names += LEXICAL_FILES
+        names += termstats.write(tmp, chunks, previous=reuse_from)  # the answerer's idf and id lookup
         manifest.artifacts = {name: _checksum(tmp / name) for name in names}
         _write_json(tmp / "manifest.json", asdict(manifest))
         _fsync_dir(tmp)
@@ -202,7 +205,9 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
             f"{expect_fingerprint}. {REBUILD_HINT}"
         )
     # Only names this code writes: a tampered manifest must not make the loader read other paths.
-    for name in dict.fromkeys([*ARTIFACTS, *(n for n in manifest.artifacts if n in LEXICAL_FILES)]):
+    for name in dict.fromkeys(
+        [*ARTIFACTS, *(n for n in manifest.artifacts if n in (*LEXICAL_FILES, *termstats.FILES))]
+    ):
         expected = manifest.artifacts.get(name)
         path = build_dir / name
         if expected is None or not path.is_file():
