@@ -26,6 +26,7 @@ from assistant.answer.model import AnswerModel
 from assistant.answer.question import QuestionInfo
 from assistant.answer.text import collapse, content_terms, words
 from assistant.index import termstats
+from assistant.index.readthrough import read_through
 from assistant.index.store import IndexData
 from assistant.nlp import Value
 from assistant.types import Hit
@@ -79,7 +80,8 @@ class SentenceScorer:
     """Per-index state for extractive answering: chunk positions, term weights and sentence terms."""
 
     def __init__(self, data: IndexData, model: AnswerModel | None = None) -> None:
-        self.data = data
+        # Chunks, values and documents are read hundreds of times per question: through plain-dict caches.
+        self.data = read_through(data)
         self.model = model
         # Document frequencies and the id -> row lookup come from the build (assistant.index.termstats) rather
         # than from a pass over every chunk; per-chunk and per-sentence terms are computed for the candidates a
@@ -89,9 +91,13 @@ class SentenceScorer:
         self._df = stats.df
         self._n = max(1, stats.chunks)
         self._unknown_idf = math.log(1 + self._n)  # a word the corpus never uses weighs most
+        self._idf: dict[str, float] = {}  # idf of the terms asked so far: thousands of reads per question
+        self._weights: dict[tuple[str, ...], float] = {}  # a question's summed idf (coverage's denominator)
         self._chunk_terms: dict[int, set[str]] = {}
         self._values: dict[tuple[int, int], list[Value]] = {}
         self._sentence_terms: dict[tuple[int, int], set[str]] = {}
+        self._texts: dict[tuple[int, int], str] = {}
+        self._headings: dict[int, frozenset[str]] = {}  # per chunk: its title and section headings, collapsed
 
     @staticmethod
     def _cached(cache: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> Any:
@@ -127,12 +133,21 @@ class SentenceScorer:
         return term in self._df
 
     def idf(self, term: str) -> float:
-        f = self._df.get(term)
-        return math.log(1 + self._n / f) if f else self._unknown_idf
+        found = self._idf.get(term)
+        if found is None:
+            f = self._df.get(term)
+            found = math.log(1 + self._n / f) if f else self._unknown_idf
+            if len(self._idf) >= CACHE_SIZE:
+                self._idf.clear()
+            self._idf[term] = found
+        return found
 
     def text(self, ci: int, j: int) -> str:
-        chunk = self.data.chunks[ci]
-        return collapse(chunk.sentence_text(chunk.sentences[j]))
+        def compute() -> str:
+            chunk = self.data.chunks[ci]
+            return collapse(chunk.sentence_text(chunk.sentences[j]))
+
+        return cast(str, self._cached(self._texts, (ci, j), compute))
 
     def sentence_terms(self, ci: int, j: int) -> set[str]:
         return cast(set[str], self._cached(self._sentence_terms, (ci, j), lambda: set(content_terms(self.text(ci, j)))))
@@ -143,7 +158,12 @@ class SentenceScorer:
         return np.asarray(vector / (float(np.linalg.norm(vector)) or 1.0), dtype=np.float32)
 
     def coverage(self, question: QuestionInfo, terms: set[str]) -> float:
-        total = sum(self.idf(t) for t in question.terms)
+        total = self._weights.get(question.terms)
+        if total is None:
+            total = sum(self.idf(t) for t in question.terms)  # the same sum, in the same order, as before
+            if len(self._weights) >= CACHE_SIZE:
+                self._weights.clear()
+            self._weights[question.terms] = total
         return sum(self.idf(t) for t in question.terms if t in terms) / total if total else 0.0
 
     def units(self, question: QuestionInfo, query_vector: np.ndarray, hits: Sequence[Hit]) -> list[Unit]:
@@ -263,9 +283,12 @@ class SentenceScorer:
 
     def is_heading(self, ci: int, j: int) -> bool:
         """Sentence j of chunk ci is the document title or one of the chunk's section headings."""
-        chunk = self.data.chunks[ci]
-        text = self.text(ci, j)
-        return text == collapse(chunk.title) or text in {collapse(p) for p in chunk.section.split(" > ")}
+
+        def compute() -> frozenset[str]:
+            chunk = self.data.chunks[ci]
+            return frozenset({collapse(chunk.title), *(collapse(p) for p in chunk.section.split(" > "))})
+
+        return self.text(ci, j) in cast(frozenset[str], self._cached(self._headings, ci, compute))
 
     def _items_after(self, ci: int, j: int) -> list[tuple[int, int]]:
         items: list[tuple[int, int]] = []
