@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.answer.compose import Draft, extractive_answer
 from assistant.answer.extractive import SentenceScorer
@@ -13,12 +13,14 @@ from assistant.answer.model import AnswerModel, load_model
 from assistant.answer.question import analyse, standalone
 from assistant.config import ANSWER_MODES, SEARCH_MODES, Settings
 from assistant.errors import ConfigError, QueryError
-from assistant.index.builder import BuildReport, Progress, build_index
 from assistant.index.embedder import Embedder, create_embedder
 from assistant.index.store import IndexData, load_index
 from assistant.retrieve import Filters, Retriever, Searcher
 from assistant.sanitize import clean_text
 from assistant.types import Answer, Hit
+
+if TYPE_CHECKING:  # the builder (ingest, chunking, filelock) is imported by `build` only: not on a question's path
+    from assistant.index.builder import BuildReport, Progress
 
 
 class Assistant:
@@ -93,6 +95,8 @@ class Assistant:
         progress: Progress | None = None,
     ) -> BuildReport:
         """Create or update the index for the corpus (see `assistant.index.builder.build_index`)."""
+        from assistant.index.builder import build_index
+
         settings = settings or Settings.from_env()
         embedder = embedder or create_embedder(settings)
         if settings.store:  # a Milvus server (README "Scale out")

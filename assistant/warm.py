@@ -44,6 +44,8 @@ def load_for_server(index_dir: Path) -> Assistant:
     gc.unfreeze()  # a previous build's objects (see the module docstring) become collectable again
     preload()  # the spaCy pipeline that reads each question loads on a thread meanwhile
     assistant = Assistant.load(settings=Settings.from_env(index_dir=index_dir))
+    # The ONNX session's first run (its set-up) mostly outside the GIL, while spaCy still loads on its thread.
+    assistant.embedder.embed_query(WARM_UP_QUESTION)
     pipeline()
     # One answer end to end (embedding, search, parse, scoring): every first call's set-up (the ONNX session's,
     # spaCy's, compiled patterns) happens here, not on the first person's question.

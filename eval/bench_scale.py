@@ -546,6 +546,17 @@ def write_report(out: Path, rows: list[dict], timing: dict[str, float]) -> None:
                 )
             anon = f" ({u['peak_anon_mb']} MB anonymous)" if u.get("peak_anon_mb") else ""
             lines.append(f"- peak memory of the updating process (model loaded): {u['peak_rss_mb']} MB{anon}")
+    whole = [r for r in rows if r.get("assistant")]
+    if whole:
+        lines += ["", "The whole Assistant in a fresh process (eval/bench_assistant_scale.py: Assistant.load with the "
+                  "real embedding backend, then extractive answers to the synthetic queries):", "",
+                  "| chunks | Assistant.load s | embedder s | first answer ms | answer p50 ms | peak anon MB "
+                  "| VmHWM MB |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for r in whole:
+            a = r["assistant"]
+            lines.append(f"| {r['chunks']} | {a['load_s']} | {a['embedder_s']} | {a['first_answer_ms']} | "
+                         f"{a['answer_p50_ms']} | {a['peak_anon_mb']} | {a['peak_rss_mb']} |")  # fmt: skip
     lines += ["", "Targets at 10^6 chunks: hybrid p95 <= 50 ms, recall@10 >= 0.95, peak memory <= 8 GB, load <= 5 s."]
     (out / "scale.md").write_text("\n".join(lines) + "\n")
     import matplotlib
@@ -586,7 +597,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--step",
-        choices=("build", "serve", "update", "bm25"),
+        choices=("build", "serve", "assistant", "update", "bm25"),
         help="bm25: only BM25 at --size, exact against capped postings (needs the seed)",
     )
     parser.add_argument("--corpus", action="store_true", help=argparse.SUPPRESS)
@@ -605,6 +616,11 @@ def main() -> None:
     if args.step == "serve":
         serve_one(args.out, args.size)
         return
+    if args.step == "assistant":  # the whole Assistant: load, answers, memory (its own script)
+        from bench_assistant_scale import assistant_one
+
+        assistant_one(args.out, args.size, questions=20)
+        return
     from assistant.config import Settings
 
     threshold = args.ann_threshold or Settings.from_env().ann_threshold
@@ -614,7 +630,7 @@ def main() -> None:
     rows = {int(r["chunks"]): r for r in previous}
     updates = {int(s) for s in args.update_sizes.split(",") if s}
     for size in [int(s) for s in args.sizes.split(",") if s]:
-        steps = ("build", "serve", "update") if size in updates else ("build", "serve")
+        steps = ("build", "serve", "assistant", "update") if size in updates else ("build", "serve", "assistant")
         for step in steps:
             cmd = [sys.executable, __file__, "--out", str(args.out), "--step", step, "--size", str(size),
                    "--ann-threshold", str(threshold), *(["--corpus"] if size in updates else [])]  # fmt: skip
@@ -623,6 +639,7 @@ def main() -> None:
         row = json.loads((args.out / f"n{size}" / "row.json").read_text())
         if size in updates:
             row["update"] = json.loads((args.out / f"n{size}" / "update.json").read_text())
+        row["assistant"] = json.loads((args.out / f"n{size}" / "assistant.json").read_text())
         print(json.dumps({k: row[k] for k in list(row)[:11]}), flush=True)
         rows[size] = row
         if not args.keep:

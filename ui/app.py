@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import streamlit as st
 
 from assistant import warm
+from assistant.catalog import DocumentInfo, list_documents
 from assistant.config import Settings
 from assistant.core import Assistant
 from assistant.errors import AssistantError
@@ -113,9 +115,21 @@ def new_conversation() -> None:
 # --- sidebar ---------------------------------------------------------------------------------------------
 
 
+_DOCUMENT_LISTS: weakref.WeakKeyDictionary[Assistant, list[DocumentInfo]] = weakref.WeakKeyDictionary()
+LISTED_DOCUMENTS = 200  # the sidebar's list of documents stops here ("... and N more")
+
+
+def document_list(assistant: Assistant) -> list[DocumentInfo]:
+    """The indexed documents' titles and dates, read once per loaded build, without their texts."""
+    if assistant not in _DOCUMENT_LISTS:
+        _DOCUMENT_LISTS[assistant] = list_documents(assistant.data.documents)
+    return _DOCUMENT_LISTS[assistant]
+
+
 def sidebar(assistant: Assistant, settings: Settings) -> tuple[dict[str, Any], Any]:
     data = assistant.data
-    docs = sorted(data.documents.values(), key=lambda d: (d.date, d.doc_id))
+    docs = document_list(assistant)
+    by_id = {d.doc_id: d for d in docs}
     with st.sidebar:
         st.button("New conversation", on_click=new_conversation, use_container_width=True, type="primary")
         if settings.llm_configured:
@@ -134,7 +148,7 @@ def sidebar(assistant: Assistant, settings: Settings) -> tuple[dict[str, Any], A
         chosen = st.multiselect(
             "Documents",
             [d.doc_id for d in docs],
-            format_func=lambda doc_id: f"{data.documents[doc_id].title} ({data.documents[doc_id].date or 'undated'})",
+            format_func=lambda doc_id: f"{by_id[doc_id].title} ({by_id[doc_id].date or 'undated'})",
             placeholder="All documents",
         )
         dates = sorted(day for d in docs for end in (False, True) if (day := _as_date(d.date, end)))
@@ -153,9 +167,11 @@ def sidebar(assistant: Assistant, settings: Settings) -> tuple[dict[str, Any], A
         built = data.manifest.created_at.replace("T", " ")[:16]
         st.markdown(f"**Corpus:** {len(data.documents)} documents, {len(data.chunks)} passages; index built {built}.")
         with st.expander("Documents in the index"):
-            for d in docs:
+            for d in docs[:LISTED_DOCUMENTS]:
                 reference = f" — {md_escape(d.reference)}" if d.reference else ""
                 st.markdown(f"- {md_escape(d.title)} ({d.date or 'undated'}){reference}")
+            if len(docs) > LISTED_DOCUMENTS:
+                st.caption(f"… and {len(docs) - LISTED_DOCUMENTS} more (choose them by name under Documents).")
         upload_box(settings)
         download = st.empty()  # filled at the end of the run, when this run's answer is in the conversation
     filters = Filters(docs=tuple(chosen))

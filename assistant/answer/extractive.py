@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 
@@ -24,11 +25,14 @@ from assistant.answer.features import UNIT_FEATURES, holds_asked_value, rank_fea
 from assistant.answer.model import AnswerModel
 from assistant.answer.question import QuestionInfo
 from assistant.answer.text import collapse, content_terms, words
+from assistant.index import termstats
+from assistant.index.readthrough import read_through
 from assistant.index.store import IndexData
 from assistant.nlp import Value
 from assistant.types import Hit
 
 MAX_UNITS = 3
+CACHE_SIZE = 16384  # entries per cache of chunk / sentence terms and values; a question touches a few hundred
 MAX_WORDS = 70  # a further unit joins only if the answer stays within this many words
 FOLLOW_SHARE = 0.5  # ... and if its probability is at least this share of the best
 NEW_TERMS = 0.05  # ... and it adds this share of the question's (idf-weighted) words (when REQUIRE_NEW)
@@ -76,53 +80,77 @@ class SentenceScorer:
     """Per-index state for extractive answering: chunk positions, term weights and sentence terms."""
 
     def __init__(self, data: IndexData, model: AnswerModel | None = None) -> None:
-        self.data = data
+        # Chunks, values and documents are read hundreds of times per question: through plain-dict caches.
+        self.data = read_through(data)
         self.model = model
+        # Document frequencies and the id -> row lookup come from the build (assistant.index.termstats) rather
+        # than from a pass over every chunk; per-chunk and per-sentence terms are computed for the candidates a
+        # question touches and kept in bounded caches (the same values as counting at load: test_termstats.py).
+        stats = termstats.for_index(data)
+        self.position = stats.positions
+        self._df = stats.df
+        self._n = max(1, stats.chunks)
+        self._unknown_idf = math.log(1 + self._n)  # a word the corpus never uses weighs most
+        self._idf: dict[str, float] = {}  # idf of the terms asked so far: thousands of reads per question
+        self._weights: dict[tuple[str, ...], float] = {}  # a question's summed idf (coverage's denominator)
+        self._chunk_terms: dict[int, set[str]] = {}
         self._values: dict[tuple[int, int], list[Value]] = {}
-        self.position = {c.chunk_id: i for i, c in enumerate(data.chunks)}
-        df: dict[str, int] = {}
-        self._chunk_terms: list[set[str]] = []
-        for chunk in data.chunks:
-            terms = set(content_terms(f"{chunk.section} {chunk.text}"))
-            self._chunk_terms.append(terms)
-            for t in terms:
-                df[t] = df.get(t, 0) + 1
-        n = max(1, len(data.chunks))
-        self._idf = {t: math.log(1 + n / f) for t, f in df.items()}
-        self._unknown_idf = math.log(1 + n)  # a word the corpus never uses weighs most
         self._sentence_terms: dict[tuple[int, int], set[str]] = {}
+        self._texts: dict[tuple[int, int], str] = {}
+        self._headings: dict[int, frozenset[str]] = {}  # per chunk: its title and section headings, collapsed
+
+    @staticmethod
+    def _cached(cache: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> Any:
+        # Bounded by emptying when full, not LRU: these are read thousands of times per question, where a plain
+        # dict lookup (atomic across the server's threads) costs a fraction of an LRU's; a question touches tens of
+        # chunks, so a refill after emptying costs one question a few milliseconds.
+        found = cache.get(key)
+        if found is None:
+            found = compute()
+            if len(cache) >= CACHE_SIZE:
+                cache.clear()
+            cache[key] = found
+        return found
 
     def chunk_terms(self, ci: int) -> set[str]:
-        return self._chunk_terms[ci]
+        return cast(set[str], self._cached(self._chunk_terms, ci, lambda: termstats.chunk_terms(self.data.chunks[ci])))
 
     def values_of(self, ci: int, j: int) -> list[Value]:
         """Entities and figures (from the index-time parse) inside sentence j of chunk ci."""
-        key = (ci, j)
-        if key not in self._values:
+
+        def compute() -> list[Value]:
             sentence = self.data.chunks[ci].sentences[j]
             values = self.data.values[ci] if ci < len(self.data.values) else ()
-            self._values[key] = [v for v in values if v.start >= sentence.start and v.end <= sentence.end]
-        return self._values[key]
+            return [v for v in values if v.start >= sentence.start and v.end <= sentence.end]
+
+        return cast(list[Value], self._cached(self._values, (ci, j), compute))
 
     def value_text(self, ci: int, value: Value) -> str:
         return self.data.chunks[ci].text[value.start : value.end]
 
     def in_corpus(self, term: str) -> bool:
         """Some passage of the index uses this (stemmed) word."""
-        return term in self._idf
+        return term in self._df
 
     def idf(self, term: str) -> float:
-        return self._idf.get(term, self._unknown_idf)
+        found = self._idf.get(term)
+        if found is None:
+            f = self._df.get(term)
+            found = math.log(1 + self._n / f) if f else self._unknown_idf
+            if len(self._idf) >= CACHE_SIZE:
+                self._idf.clear()
+            self._idf[term] = found
+        return found
 
     def text(self, ci: int, j: int) -> str:
-        chunk = self.data.chunks[ci]
-        return collapse(chunk.sentence_text(chunk.sentences[j]))
+        def compute() -> str:
+            chunk = self.data.chunks[ci]
+            return collapse(chunk.sentence_text(chunk.sentences[j]))
+
+        return cast(str, self._cached(self._texts, (ci, j), compute))
 
     def sentence_terms(self, ci: int, j: int) -> set[str]:
-        key = (ci, j)
-        if key not in self._sentence_terms:
-            self._sentence_terms[key] = set(content_terms(self.text(ci, j)))
-        return self._sentence_terms[key]
+        return cast(set[str], self._cached(self._sentence_terms, (ci, j), lambda: set(content_terms(self.text(ci, j)))))
 
     def vector(self, unit: Unit) -> np.ndarray:
         rows = np.stack([self.data.sentence_vectors[self.data.sentence_rows(ci).start + j] for ci, j in unit.members])
@@ -130,7 +158,12 @@ class SentenceScorer:
         return np.asarray(vector / (float(np.linalg.norm(vector)) or 1.0), dtype=np.float32)
 
     def coverage(self, question: QuestionInfo, terms: set[str]) -> float:
-        total = sum(self.idf(t) for t in question.terms)
+        total = self._weights.get(question.terms)
+        if total is None:
+            total = sum(self.idf(t) for t in question.terms)  # the same sum, in the same order, as before
+            if len(self._weights) >= CACHE_SIZE:
+                self._weights.clear()
+            self._weights[question.terms] = total
         return sum(self.idf(t) for t in question.terms if t in terms) / total if total else 0.0
 
     def units(self, question: QuestionInfo, query_vector: np.ndarray, hits: Sequence[Hit]) -> list[Unit]:
@@ -250,9 +283,12 @@ class SentenceScorer:
 
     def is_heading(self, ci: int, j: int) -> bool:
         """Sentence j of chunk ci is the document title or one of the chunk's section headings."""
-        chunk = self.data.chunks[ci]
-        text = self.text(ci, j)
-        return text == collapse(chunk.title) or text in {collapse(p) for p in chunk.section.split(" > ")}
+
+        def compute() -> frozenset[str]:
+            chunk = self.data.chunks[ci]
+            return frozenset({collapse(chunk.title), *(collapse(p) for p in chunk.section.split(" > "))})
+
+        return self.text(ci, j) in cast(frozenset[str], self._cached(self._headings, ci, compute))
 
     def _items_after(self, ci: int, j: int) -> list[tuple[int, int]]:
         items: list[tuple[int, int]] = []

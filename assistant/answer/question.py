@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from assistant.answer.text import QUESTION_NOISE, YEAR, collapse, content_terms, numbers, stem
@@ -58,10 +59,17 @@ class QuestionInfo:
         return {stem(f) for f in self.focus}
 
 
+@lru_cache(maxsize=8)
+def _parse(text: str) -> Any:
+    """The question's parse, read but never changed: a question with a history is parsed by `is_follow_up` and
+    then, unchanged when it stands alone, by `analyse`; the second parse of the same text is this cache's."""
+    return pipeline()(text)
+
+
 def analyse(question: str) -> QuestionInfo:
     """Parse `question` and read off its answer type, focus and constraints."""
     text = collapse(question)
-    doc = pipeline()(text)
+    doc = _parse(text)
     wants: set[str] = set()
     focus: list[str] = []
     ordinal = False
@@ -238,7 +246,7 @@ def history_questions(history: Iterable[Any] | None) -> list[str]:
 
 def is_follow_up(question: str) -> bool:
     """It leans on the conversation: opens with a conjunction, refers back with a pronoun, or says too little."""
-    doc = pipeline()(collapse(question))
+    doc = _parse(collapse(question))
     if len(doc) and (doc[0].pos_ == "CCONJ" or doc[0].lower_ in ("also", "then", "so")):
         return True
     for token in doc:

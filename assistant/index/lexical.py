@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from assistant.index import npyio
+
 META = "bm25.json"
 ARRAYS = ("bm25_data.npy", "bm25_indices.npy", "bm25_indptr.npy")
 # What an incremental update needs to rescore (LexicalIndex.updated): the raw term frequency of each posting, in
@@ -164,10 +166,8 @@ class LexicalIndex:
     @classmethod
     def load(cls, directory: Path, *, mmap: bool = True) -> LexicalIndex:
         meta = json.loads((directory / META).read_text(encoding="utf-8"))
-        data, indices, indptr = (
-            np.load(directory / name, allow_pickle=False, mmap_mode="r" if mmap else None) for name in ARRAYS
-        )
-        tf, doc_len = (np.load(directory / name, allow_pickle=False, mmap_mode="r") for name in UPDATE_ARRAYS)
+        data, indices, indptr = (npyio.load(directory / name, mmap=mmap) for name in ARRAYS)
+        tf, doc_len = (npyio.load(directory / name) for name in UPDATE_ARRAYS)
         vocab = {word: i for i, word in enumerate(meta["vocab"])}
         if len(indptr) != len(vocab) + 1 or len(data) != len(indices) or int(indptr[-1]) != len(data):
             raise ValueError(f"BM25 arrays do not match their vocabulary ({len(vocab)} terms, {len(data)} postings)")

@@ -12,6 +12,8 @@ Layout of an index directory:
                                 documents' metadata and clean text (for verbatim quotes): one SQLite file read
                                 lazily, row by row (assistant.index.chunkstore), so 10^6 chunks load in no time
     builds/<id>/bm25*.{json,npy} the lexical index (assistant.index.lexical), memory-mapped when loaded
+    builds/<id>/terms.json, chunk_ids.npy, chunk_rows.npy   the answerer's term frequencies and chunk-id lookup
+                                (assistant.index.termstats), so answering needs no pass over the chunks at load
 
 A build is either written whole (write_index) or made from the previous build by an incremental update
 (assistant.index.update: copy, patch the rows of the documents that changed, publish the same way).
@@ -28,7 +30,6 @@ import hashlib
 import json
 import os
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import IndexCorruptError, IndexMissingError
-from assistant.index import chunkstore
+from assistant.index import chunkstore, npyio, termstats
 from assistant.index.lexical import FILES as LEXICAL_FILES
 from assistant.index.lexical import LexicalIndex
 from assistant.index.validate import check_manifest, read_json
@@ -56,11 +57,6 @@ ARTIFACTS = ("vectors.faiss", "sentences.npy", chunkstore.FILE)
 SAMPLED_CHECK_BYTES = 256 << 20
 DEFAULT_ANN_THRESHOLD = 50_000
 REBUILD_HINT = "Run `assistant index --rebuild` to build a fresh index."
-# np.load parses each .npy header with ast.literal_eval; CPython 3.11 can raise "SystemError: AST constructor
-# recursion depth mismatch" when two threads parse at once (seen in tests/robustness/test_concurrency.py: a
-# reader loading while a build loads the previous index, or while an update appends to sentences.npy).
-# Every .npy header read in the package holds this lock.
-NPY_HEADER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -153,6 +149,7 @@ def write_index(
         if lexical is not None:
             lexical.save(tmp)
             names += LEXICAL_FILES
+        names += termstats.write(tmp, chunks, previous=reuse_from)  # the answerer's idf and id lookup
         return publish(index_dir, tmp, build_id, manifest, names)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -230,7 +227,8 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
         )
     # Only names this code writes: a tampered manifest must not make the loader read other paths.
     lexical_names = LEXICAL_FILES if LEXICAL_FILES[0] in manifest.artifacts else ()
-    for name in dict.fromkeys([*ARTIFACTS, *lexical_names]):
+    stats_names = termstats.FILES if termstats.FILES[0] in manifest.artifacts else ()
+    for name in dict.fromkeys([*ARTIFACTS, *lexical_names, *stats_names]):
         expected = manifest.artifacts.get(name)
         path = build_dir / name
         if expected is None or not path.is_file():
@@ -249,9 +247,8 @@ def _load_once(index_dir: Path, expect_fingerprint: str | None) -> IndexData:
     documents = chunkstore.DocumentMapping(store)
     try:
         vectors = configure_loaded(faiss.read_index(str(build_dir / "vectors.faiss")), manifest.vector_index)
-        with NPY_HEADER_LOCK:
-            sentence_vectors = np.load(build_dir / "sentences.npy", allow_pickle=False, mmap_mode="r")
-            lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
+        sentence_vectors = npyio.load(build_dir / "sentences.npy")
+        lexical = LexicalIndex.load(build_dir) if LEXICAL_FILES[0] in manifest.artifacts else None
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         store.close()
         raise IndexCorruptError(f"The index in {index_dir} cannot be read ({exc}). {REBUILD_HINT}") from exc

@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from assistant.index import chunkstore
+from assistant.index import chunkstore, npyio, termstats
 from assistant.index.ann import reusable
 from assistant.index.lexical import FILES as LEXICAL_FILES
-from assistant.index.store import ARTIFACTS, NPY_HEADER_LOCK, IndexData, Manifest, new_build_dir, publish
+from assistant.index.store import ARTIFACTS, IndexData, Manifest, new_build_dir, publish
 from assistant.nlp import Value
 from assistant.types import Chunk, Document
 
@@ -149,7 +149,10 @@ def update_index(
         chunkstore.update_store(tmp / chunkstore.FILE, drop_docs=drop_docs, moves=plan.moves, rows=plan.rows.tolist(),
                                 documents=documents, chunks=chunks, values=values, spans=spans)  # fmt: skip
         lexical.save(tmp)
-        final = publish(index_dir, tmp, build_id, manifest, [*ARTIFACTS, *LEXICAL_FILES])
+        # The answerer's statistics: the previous ones with the dropped and new chunks' terms (termstats).
+        stats = termstats.write_update(tmp, previous, remap=plan.remap, rows=plan.rows, dropped=dropped.tolist(),
+                                       chunks=chunks)  # fmt: skip
+        final = publish(index_dir, tmp, build_id, manifest, [*ARTIFACTS, *LEXICAL_FILES, *stats])
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -219,7 +222,7 @@ def _append_sentences(source: Path, target: Path, new: np.ndarray) -> None:
     with source.open("rb") as old:
         version = fmt.read_magic(old)
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
-        with NPY_HEADER_LOCK:  # ast.literal_eval inside: not safe beside another thread's (see store.py)
+        with npyio.HEADER_LOCK:  # ast.literal_eval inside: not safe beside another thread's (npyio.py)
             shape, fortran, dtype = read_header(old)
         if dtype != np.float16 or fortran or len(shape) != 2 or (len(new) and new.shape[1] != shape[1]):
             raise ValueError(f"{source} is not a row-major float16 matrix of width {new.shape[1]}")
