@@ -68,6 +68,18 @@ def test_the_export_is_cached_and_reused(onnx_cache: Path) -> None:
     assert [f.stat().st_mtime_ns for f in files] == stamps
 
 
+@pytest.mark.slow
+def test_a_copy_with_fewer_threads_has_its_own_session_and_the_same_vectors(onnx_cache: Path) -> None:
+    onnx = OnnxEmbedder(MODEL, precision="int8", cache_dir=onnx_cache)
+    shared = onnx.embed_documents(SENTENCES)
+    single = onnx.with_threads(1)
+    vectors = single.embed_documents(SENTENCES)
+    assert single.threads == 1 and onnx.threads == 0 and single.fingerprint == onnx.fingerprint
+    assert single._session is not None and single._session is not onnx._session
+    assert single._session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(vectors, shared, atol=1e-5)  # only the thread count differs
+
+
 def test_fingerprint_names_backend_and_precision(tmp_path: Path) -> None:
     prints = {
         create_embedder(Settings.from_env(environ={}, embedding_backend=b, onnx_cache_dir=str(tmp_path))).fingerprint

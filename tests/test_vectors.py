@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.index import vectors
+from assistant import Settings
+from assistant.index import builder, vectors
+from assistant.index.builder import build_index
 from assistant.index.vectors import POOL_POWER, ChunkVectors
 from assistant.ingest.chunker import embedding_text
 from assistant.types import Chunk, Sentence
@@ -64,3 +66,42 @@ def test_chunks_without_sentences_are_embedded_whole_wherever_they_fall_in_a_poo
         np.testing.assert_allclose(pooled.chunks[i], embedder.embed_documents([embedding_text(chunks[i])])[0])
     # The pooled rows do not depend on how the chunks were split into blocks.
     np.testing.assert_allclose(pooled.chunks, reference, atol=1e-6)
+
+
+class _ThreadedEmbedder(KeywordEmbedder):
+    """A keyword embedder that, like the ONNX one, can hand out a copy limited to some threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    def with_threads(self, threads: int) -> KeywordEmbedder:
+        self.asked.append(threads)
+        return self
+
+
+class _WorkerParse:
+    """ParseJob as when its worker process runs (the real worker is tested in test_index.py)."""
+
+    in_worker = True
+
+    def __init__(self, texts: list[str], **_: object) -> None:
+        self.texts = texts
+
+    def result(self) -> list[list[object]]:
+        return [[] for _ in self.texts]
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("in_worker", "expected"), [(True, [1]), (False, [])])
+def test_the_build_encodes_on_one_core_fewer_while_the_parse_worker_runs(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, in_worker: bool, expected: list[int]
+) -> None:
+    monkeypatch.setattr(_WorkerParse, "in_worker", in_worker)
+    monkeypatch.setattr(builder, "ParseJob", _WorkerParse)
+    monkeypatch.setattr(builder.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    embedder = _ThreadedEmbedder()
+    report = build_index(settings, embedder)
+    assert report.wrote and embedder.asked == expected

@@ -14,6 +14,7 @@ Models with another pooling or extra modules (Dense layers, ...) are refused: us
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -276,6 +277,20 @@ class OnnxEmbedder:
                 self._tokenizer = tokenizer
                 self._session = session
         return self._session, self._tokenizer
+
+    def with_threads(self, threads: int) -> OnnxEmbedder:
+        """The same model on a session of its own with `threads` intra-op threads (the rest is shared).
+
+        The index build encodes beside the spaCy worker process: with both of the encoder's threads contending
+        for the cores the worker's, the worker got a fraction of one and the build then waited for it
+        (assistant/index/builder.py has the figures).
+        """
+        other = copy.copy(self)
+        other.threads = threads
+        other._session = None
+        other._input_names = []
+        other._lock = threading.Lock()
+        return other
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
