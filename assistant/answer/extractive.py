@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from assistant.answer.model import AnswerModel
 from assistant.answer.question import QuestionInfo
 from assistant.answer.text import collapse, content_terms, words
 from assistant.index import termstats
-from assistant.index.readthrough import read_through
+from assistant.index.readthrough import Memo, read_through
 from assistant.index.store import IndexData
 from assistant.nlp import Value
 from assistant.types import Hit
@@ -91,39 +90,32 @@ class SentenceScorer:
         self._df = stats.df
         self._n = max(1, stats.chunks)
         self._unknown_idf = math.log(1 + self._n)  # a word the corpus never uses weighs most
-        self._idf: dict[str, float] = {}  # idf of the terms asked so far: thousands of reads per question
-        self._weights: dict[tuple[str, ...], float] = {}  # a question's summed idf (coverage's denominator)
-        self._chunk_terms: dict[int, set[str]] = {}
-        self._values: dict[tuple[int, int], list[Value]] = {}
-        self._sentence_terms: dict[tuple[int, int], set[str]] = {}
-        self._texts: dict[tuple[int, int], str] = {}
-        self._headings: dict[int, frozenset[str]] = {}  # per chunk: its title and section headings, collapsed
-
-    @staticmethod
-    def _cached(cache: dict[Any, Any], key: Any, compute: Callable[[], Any]) -> Any:
-        # Bounded by emptying when full, not LRU: these are read thousands of times per question, where a plain
-        # dict lookup (atomic across the server's threads) costs a fraction of an LRU's; a question touches tens of
-        # chunks, so a refill after emptying costs one question a few milliseconds.
-        found = cache.get(key)
-        if found is None:
-            found = compute()
-            if len(cache) >= CACHE_SIZE:
-                cache.clear()
-            cache[key] = found
-        return found
+        # Bounded caches (readthrough.Memo) of what is read thousands of times per question.
+        self._idf: Memo[str, float] = Memo(self._idf_of, CACHE_SIZE)  # of the terms asked so far
+        # A question's summed idf (coverage's denominator): the same sum, in the same order, as before.
+        self._weights: Memo[tuple[str, ...], float] = Memo(lambda terms: sum(self.idf(t) for t in terms), CACHE_SIZE)
+        self._chunk_terms: Memo[int, set[str]] = Memo(
+            lambda ci: termstats.chunk_terms(self.data.chunks[ci]), CACHE_SIZE
+        )
+        self._values: Memo[tuple[int, int], list[Value]] = Memo(lambda key: self._values_in(*key), CACHE_SIZE)
+        self._texts: Memo[tuple[int, int], str] = Memo(lambda key: self._text_of(*key), CACHE_SIZE)
+        self._sentence_terms: Memo[tuple[int, int], set[str]] = Memo(
+            lambda key: set(content_terms(self.text(*key))), CACHE_SIZE
+        )
+        # Per chunk: its title and section headings, collapsed.
+        self._headings: Memo[int, frozenset[str]] = Memo(self._headings_of, CACHE_SIZE)
 
     def chunk_terms(self, ci: int) -> set[str]:
-        return cast(set[str], self._cached(self._chunk_terms, ci, lambda: termstats.chunk_terms(self.data.chunks[ci])))
+        return self._chunk_terms[ci]
 
     def values_of(self, ci: int, j: int) -> list[Value]:
         """Entities and figures (from the index-time parse) inside sentence j of chunk ci."""
+        return self._values[ci, j]
 
-        def compute() -> list[Value]:
-            sentence = self.data.chunks[ci].sentences[j]
-            values = self.data.values[ci] if ci < len(self.data.values) else ()
-            return [v for v in values if v.start >= sentence.start and v.end <= sentence.end]
-
-        return cast(list[Value], self._cached(self._values, (ci, j), compute))
+    def _values_in(self, ci: int, j: int) -> list[Value]:
+        sentence = self.data.chunks[ci].sentences[j]
+        values = self.data.values[ci] if ci < len(self.data.values) else ()
+        return [v for v in values if v.start >= sentence.start and v.end <= sentence.end]
 
     def value_text(self, ci: int, value: Value) -> str:
         return self.data.chunks[ci].text[value.start : value.end]
@@ -133,24 +125,21 @@ class SentenceScorer:
         return term in self._df
 
     def idf(self, term: str) -> float:
-        found = self._idf.get(term)
-        if found is None:
-            f = self._df.get(term)
-            found = math.log(1 + self._n / f) if f else self._unknown_idf
-            if len(self._idf) >= CACHE_SIZE:
-                self._idf.clear()
-            self._idf[term] = found
-        return found
+        return self._idf[term]
+
+    def _idf_of(self, term: str) -> float:
+        f = self._df.get(term)
+        return math.log(1 + self._n / f) if f else self._unknown_idf
 
     def text(self, ci: int, j: int) -> str:
-        def compute() -> str:
-            chunk = self.data.chunks[ci]
-            return collapse(chunk.sentence_text(chunk.sentences[j]))
+        return self._texts[ci, j]
 
-        return cast(str, self._cached(self._texts, (ci, j), compute))
+    def _text_of(self, ci: int, j: int) -> str:
+        chunk = self.data.chunks[ci]
+        return collapse(chunk.sentence_text(chunk.sentences[j]))
 
     def sentence_terms(self, ci: int, j: int) -> set[str]:
-        return cast(set[str], self._cached(self._sentence_terms, (ci, j), lambda: set(content_terms(self.text(ci, j)))))
+        return self._sentence_terms[ci, j]
 
     def vector(self, unit: Unit) -> np.ndarray:
         rows = np.stack([self.data.sentence_vectors[self.data.sentence_rows(ci).start + j] for ci, j in unit.members])
@@ -158,12 +147,7 @@ class SentenceScorer:
         return np.asarray(vector / (float(np.linalg.norm(vector)) or 1.0), dtype=np.float32)
 
     def coverage(self, question: QuestionInfo, terms: set[str]) -> float:
-        total = self._weights.get(question.terms)
-        if total is None:
-            total = sum(self.idf(t) for t in question.terms)  # the same sum, in the same order, as before
-            if len(self._weights) >= CACHE_SIZE:
-                self._weights.clear()
-            self._weights[question.terms] = total
+        total = self._weights[question.terms]
         return sum(self.idf(t) for t in question.terms if t in terms) / total if total else 0.0
 
     def units(self, question: QuestionInfo, query_vector: np.ndarray, hits: Sequence[Hit]) -> list[Unit]:
@@ -284,11 +268,11 @@ class SentenceScorer:
     def is_heading(self, ci: int, j: int) -> bool:
         """Sentence j of chunk ci is the document title or one of the chunk's section headings."""
 
-        def compute() -> frozenset[str]:
-            chunk = self.data.chunks[ci]
-            return frozenset({collapse(chunk.title), *(collapse(p) for p in chunk.section.split(" > "))})
+        return self.text(ci, j) in self._headings[ci]
 
-        return self.text(ci, j) in cast(frozenset[str], self._cached(self._headings, ci, compute))
+    def _headings_of(self, ci: int) -> frozenset[str]:
+        chunk = self.data.chunks[ci]
+        return frozenset({collapse(chunk.title), *(collapse(p) for p in chunk.section.split(" > "))})
 
     def _items_after(self, ci: int, j: int) -> list[tuple[int, int]]:
         items: list[tuple[int, int]] = []

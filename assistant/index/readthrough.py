@@ -10,18 +10,38 @@ bounded (a question touches tens of chunks). Collections already in memory (list
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
+K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
 SIZE = 16384
+
+
+class Memo(dict[K, T]):
+    """`memo[key]` is `compute(key)`, computed on the first read and kept; emptied when `size` keys are held.
+
+    Emptied rather than LRU: a hit is one dict lookup (in C, atomic across the server's threads), and a refill
+    after emptying costs one question a few milliseconds. Shared by the caches here and the answerer's.
+    """
+
+    def __init__(self, compute: Callable[[K], T], size: int = SIZE) -> None:
+        super().__init__()
+        self._compute = compute
+        self._size = size
+
+    def __missing__(self, key: K) -> T:
+        value = self._compute(key)
+        if len(self) >= self._size:
+            self.clear()
+        self[key] = value
+        return value
 
 
 class CachedSequence(Sequence[T]):
     def __init__(self, inner: Sequence[T], size: int = SIZE) -> None:
         self._inner = inner
-        self._items: dict[int, T] = {}
-        self._size = size
+        self._items: Memo[int, T] = Memo(inner.__getitem__, size)
 
     def __len__(self) -> int:
         return len(self._inner)
@@ -31,15 +51,7 @@ class CachedSequence(Sequence[T]):
     @overload
     def __getitem__(self, index: slice) -> Sequence[T]: ...
     def __getitem__(self, index: int | slice) -> T | Sequence[T]:
-        if isinstance(index, slice):
-            return self._inner[index]
-        found = self._items.get(index)
-        if found is None:
-            found = self._inner[index]
-            if len(self._items) >= self._size:
-                self._items.clear()
-            self._items[index] = found
-        return found
+        return self._inner[index] if isinstance(index, slice) else self._items[index]
 
     def __iter__(self) -> Iterator[T]:
         return iter(self._inner)
@@ -53,17 +65,10 @@ class CachedSequence(Sequence[T]):
 class CachedMapping(Mapping[str, T]):
     def __init__(self, inner: Mapping[str, T], size: int = 64) -> None:  # whole document texts: keep few
         self._inner = inner
-        self._items: dict[str, T] = {}
-        self._size = size
+        self._items: Memo[str, T] = Memo(inner.__getitem__, size)
 
     def __getitem__(self, key: str) -> T:
-        found = self._items.get(key)
-        if found is None:
-            found = self._inner[key]
-            if len(self._items) >= self._size:
-                self._items.clear()
-            self._items[key] = found
-        return found
+        return self._items[key]
 
     def __contains__(self, key: object) -> bool:
         return key in self._inner
