@@ -53,6 +53,7 @@ _BATCH = 2048
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 
 class _Lru(Generic[K, V]):
@@ -211,26 +212,39 @@ class ChunkStore:
         return doc
 
 
-class ChunkSequence(Sequence[Chunk]):
-    """The chunks of a build by row, read from SQLite when first needed."""
+class _Rows(Sequence[T]):
+    """A per-row view of the store: indexing (negative indexes and slices too) reads through `_read`."""
 
     def __init__(self, store: ChunkStore) -> None:
         self.store = store
-        self._keys: tuple[np.ndarray, list[tuple[str, str]]] | None = None
+
+    def _read(self, row: int) -> T:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return self.store.count
 
     @overload
-    def __getitem__(self, index: int) -> Chunk: ...
+    def __getitem__(self, index: int) -> T: ...
     @overload
-    def __getitem__(self, index: slice) -> list[Chunk]: ...
-    def __getitem__(self, index: int | slice) -> Chunk | list[Chunk]:
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(self.store.count))]
         row = int(index) + (self.store.count if index < 0 else 0)
         if not 0 <= row < self.store.count:
             raise IndexError(index)
+        return self._read(row)
+
+
+class ChunkSequence(_Rows[Chunk]):
+    """The chunks of a build by row, read from SQLite when first needed."""
+
+    def __init__(self, store: ChunkStore) -> None:
+        super().__init__(store)
+        self._keys: tuple[np.ndarray, list[tuple[str, str]]] | None = None
+
+    def _read(self, row: int) -> Chunk:
         return self.store.chunk(row)
 
     def __iter__(self) -> Iterator[Chunk]:
@@ -283,25 +297,10 @@ class ChunkSequence(Sequence[Chunk]):
         return self._keys
 
 
-class ValueSequence(Sequence[tuple[Value, ...]]):
+class ValueSequence(_Rows[tuple[Value, ...]]):
     """Per chunk row, its entities and figures (assistant.nlp), read when first needed."""
 
-    def __init__(self, store: ChunkStore) -> None:
-        self.store = store
-
-    def __len__(self) -> int:
-        return self.store.count
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[Value, ...]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[tuple[Value, ...]]: ...
-    def __getitem__(self, index: int | slice) -> tuple[Value, ...] | list[tuple[Value, ...]]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.store.count))]
-        row = int(index) + (self.store.count if index < 0 else 0)
-        if not 0 <= row < self.store.count:
-            raise IndexError(index)
+    def _read(self, row: int) -> tuple[Value, ...]:
         return self.store.values(row)
 
     def __iter__(self) -> Iterator[tuple[Value, ...]]:
