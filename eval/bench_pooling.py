@@ -12,15 +12,11 @@ built that way.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-import faiss
 import numpy as np
+from bench_quantisation import load_for_swapping, ranks_with  # the same setup and measure, other vectors
 
-from assistant import Assistant, Settings
-from assistant.evaluation.gold import GoldQuestion, load_gold
-from assistant.evaluation.metrics import first_relevant_rank, mrr_at, recall_at
+from assistant import Assistant
+from assistant.evaluation.metrics import mrr_at, recall_at
 from assistant.index.vectors import POOL_POWER
 from assistant.ingest.chunker import embedding_text
 
@@ -38,28 +34,12 @@ def pooled(assistant: Assistant, power: float) -> np.ndarray:
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 
-def ranks(assistant: Assistant, vectors: np.ndarray, questions: list[GoldQuestion], mode: str) -> list[int | None]:
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    assistant.data.vectors = flat
-    return [
-        first_relevant_rank([h.chunk.text for h in assistant.search(q.question, top_k=10, mode=mode)], q.evidence)
-        for q in questions
-    ]
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--gold", type=Path, default=Path(__file__).parent / "gold" / "dev.jsonl")
-    parser.add_argument("--index-dir", type=Path, default=None, help="a built index (default: the configured one)")
-    args = parser.parse_args()
-    settings = Settings.from_env(**({"index_dir": args.index_dir} if args.index_dir else {}))
-    questions = [q for q in load_gold(args.gold) if q.answerable]
-    assistant = Assistant.load(settings=settings)
+    _, questions, assistant = load_for_swapping(__doc__.split("\n")[0])
     variants = {"encoded whole": assistant.embedder.embed_documents([embedding_text(c) for c in assistant.data.chunks])}
     for p in POWERS:
         variants[f"pooled, p={p}" + (" (default)" if p == POOL_POWER else "")] = pooled(assistant, p)
-    results = {n: {m: ranks(assistant, v, questions, m) for m in ("hybrid", "dense")} for n, v in variants.items()}
+    results = {n: {m: ranks_with(assistant, v, questions, m) for m in ("hybrid", "dense")} for n, v in variants.items()}
     print(f"{'chunk vectors':26} {'hybrid R@1':>10} {'R@5':>6} {'MRR':>6} {'dense R@1':>10} {'R@5':>6} {'MRR':>6}")
     for name, by_mode in results.items():
         h, d = by_mode["hybrid"], by_mode["dense"]

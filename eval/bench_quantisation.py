@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 from assistant import Assistant, Settings
-from assistant.evaluation.gold import load_gold
+from assistant.evaluation.gold import GoldQuestion, load_gold
 from assistant.evaluation.metrics import first_relevant_rank, recall_at
 from assistant.index.embedder import resolve_model_path
 from assistant.index.onnx_embedder import OnnxEmbedder, _down_projections, _quiet, export_onnx
@@ -37,14 +37,31 @@ def quantise(fp32: Path, target: Path, *, keep_down_projections: bool) -> Path:
     return target
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def load_for_swapping(description: str) -> tuple[Settings, list[GoldQuestion], Assistant]:
+    """Options --gold and --index-dir: the settings, the gold file's answerable questions, the loaded index."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--gold", type=Path, default=Path(__file__).parent / "gold" / "dev.jsonl")
     parser.add_argument("--index-dir", type=Path, default=None, help="a built index (default: the configured one)")
     args = parser.parse_args()
     settings = Settings.from_env(**({"index_dir": args.index_dir} if args.index_dir else {}))
-    questions = [q for q in load_gold(args.gold) if q.answerable]
-    assistant = Assistant.load(settings=settings)
+    return settings, [q for q in load_gold(args.gold) if q.answerable], Assistant.load(settings=settings)
+
+
+def ranks_with(
+    assistant: Assistant, vectors: np.ndarray, questions: list[GoldQuestion], mode: str = "hybrid"
+) -> list[int | None]:
+    """The evidence's rank for each question, searching with `vectors` swapped in as the chunk vectors."""
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    assistant.data.vectors = flat
+    return [
+        first_relevant_rank([h.chunk.text for h in assistant.search(q.question, top_k=10, mode=mode)], q.evidence)
+        for q in questions
+    ]
+
+
+def main() -> None:
+    settings, questions, assistant = load_for_swapping(__doc__.split("\n")[0])
     texts = [embedding_text(c) for c in assistant.data.chunks]
     reference = OnnxEmbedder(settings.embedding_model, precision="fp32")
     fp32 = export_onnx(resolve_model_path(settings.embedding_model), reference.model_file, precision="fp32")
@@ -63,14 +80,8 @@ def main() -> None:
             started = time.perf_counter()
             vectors = embedder.embed_documents(texts)
             seconds = time.perf_counter() - started
-            flat = faiss.IndexFlatIP(vectors.shape[1])
-            flat.add(np.ascontiguousarray(vectors, dtype=np.float32))
-            assistant.data.vectors = flat
             assistant.embedder.embed_query = embedder.embed_query  # type: ignore[method-assign]
-            ranks = [
-                first_relevant_rank([h.chunk.text for h in assistant.search(q.question, top_k=10)], q.evidence)
-                for q in questions
-            ]
+            ranks = ranks_with(assistant, vectors, questions)
             print(f"{name:40} {recall_at(ranks, 1):6.3f} {recall_at(ranks, 5):6.3f} {seconds:9.1f}", flush=True)
 
 
